@@ -1,0 +1,31 @@
+# The two documented entry points. Both create .venv and install exactly what README documents.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS ?= cpu,text,dev
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test install lint bench clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	$(BIN)/zsar demo --out runs/demo
+
+test: $(BIN)/.installed
+	$(BIN)/python -m ruff check zsar tests benchmarks
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/cache_io.py
+	$(BIN)/python benchmarks/prototype_search.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,1 @@
+"""Datasets: skeleton layouts, sample sources, and the built-in synthetic demo data."""

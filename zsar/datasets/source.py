@@ -1,0 +1,25 @@
+"""A sample source: a metadata table plus a loader for one sample's data, loaded lazily."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class SampleSource:
+    """`metadata` has one row per sample (sample_id, label, class_name, split, source, extras);
+    `load(i)` returns sample i's data (skeletons: keypoints [M, T, V, C]) or raises on bad input."""
+
+    name: str
+    class_names: list[str]
+    metadata: pd.DataFrame
+    load: Callable[[int], np.ndarray]
+    modality: str = "skeleton"
+    layout: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.metadata)

@@ -1,0 +1,1 @@
+"""Encoders to embeddings: text prototypes, skeleton encoders (and, later, video encoders)."""

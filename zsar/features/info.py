@@ -1,0 +1,75 @@
+"""A readable summary of a cache: schema, identity, counts per split and class, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zsar.features.reader import FeatureCache
+from zsar.features.schema import SCHEMA_VERSION
+
+
+def cache_summary(path: str | Path, max_failures: int = 10) -> dict:
+    """Everything `zsar cache info` shows, as a JSON-serialisable dict."""
+    cache = FeatureCache(path)
+    meta, header = cache.metadata, cache.header
+    failed = meta[meta["status"] == "failed"]
+    per_class = (
+        meta[meta["status"] == "ok"].groupby(["label", "split"]).size().unstack(fill_value=0).sort_index()
+    )
+    return {
+        "path": str(cache.path),
+        "schema_version": SCHEMA_VERSION,
+        "zsar_version": cache.zsar_version,
+        "created": cache.created,
+        "fingerprint": cache.fingerprint,
+        "dataset": header.dataset,
+        "modality": header.modality,
+        "encoder": header.encoder,
+        "config_hash": header.config_hash,
+        "checkpoint_sha256": header.checkpoint_sha256,
+        "trained_classes": None if header.trained_classes is None else list(header.trained_classes),
+        "embedding_dim": header.embedding_dim,
+        "dtype": header.dtype,
+        "logits": cache.has_logits,
+        "temporal_length": header.temporal_length,
+        "normalisation": header.normalisation,
+        "preprocessing": header.preprocessing,
+        "rows": cache.num_rows,
+        "ok": int((meta["status"] == "ok").sum()),
+        "failed": int(len(failed)),
+        "splits": {str(k): int(v) for k, v in meta[meta["status"] == "ok"]["split"].value_counts().sort_index().items()},
+        "per_class": {
+            f"{int(label)} {header.class_names[int(label)] if 0 <= int(label) < len(header.class_names) else '?'}": {
+                str(s): int(n) for s, n in row.items()
+            }
+            for label, row in per_class.iterrows()
+        },
+        "failures": [
+            {"sample_id": r.sample_id, "error": r.error} for r in failed.head(max_failures).itertuples()
+        ],
+    }
+
+
+def format_summary(summary: dict) -> str:
+    """Plain-text rendering for the terminal."""
+    lines = [
+        f"cache        {summary['path']}",
+        f"schema       v{summary['schema_version']} (written by zsar {summary['zsar_version']}, {summary['created']})",
+        f"fingerprint  {summary['fingerprint']}",
+        f"dataset      {summary['dataset']}  modality {summary['modality']}",
+        f"encoder      {summary['encoder']}  config {summary['config_hash'][:12]}  "
+        f"checkpoint {summary['checkpoint_sha256'] or '-'}",
+        f"trained on   {summary['trained_classes'] if summary['trained_classes'] is not None else 'no class labels'}",
+        f"embeddings   {summary['rows']} x {summary['embedding_dim']} {summary['dtype']}"
+        f"{'  + logits' if summary['logits'] else ''}"
+        f"{'  + temporal T=' + str(summary['temporal_length']) if summary['temporal_length'] else ''}",
+        f"rows         {summary['ok']} ok, {summary['failed']} failed",
+        "splits       " + ", ".join(f"{k}: {v}" for k, v in summary["splits"].items()),
+        "per class:",
+    ]
+    lines += [f"  {name:<40} " + "  ".join(f"{s}={n}" for s, n in counts.items())
+              for name, counts in summary["per_class"].items()]
+    if summary["failures"]:
+        lines.append("failures:")
+        lines += [f"  {f['sample_id']}: {f['error']}" for f in summary["failures"]]
+    return "\n".join(lines)

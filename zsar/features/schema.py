@@ -1,0 +1,139 @@
+"""The cache schema, as code: versions, dataset names, columns, the header and how it is checked.
+
+A cache is one HDF5 file per (dataset, modality, encoder):
+
+- `embeddings`   [N, D] float16 or float32, one row per sample
+- `logits`       [N, C] float32, optional: the encoder's own scores for the classes in `logit_classes`
+- `temporal`     [N, T, D], optional: per-time-step features
+- `row_status`   [N] int8: 0 pending, 1 ok, 2 failed (the fill mask that proves completeness)
+- `row_error`    [N] str: why a row failed ('' when ok)
+- `sample_id`    [N] str: the row order, checked against the metadata table
+- `metadata_parquet` uint8 bytes: the metadata table (Parquet), authoritative copy, in row order
+
+Attributes: `zsar_schema_version`, `header` (JSON of `CacheHeader`), `zsar_version`, `created`,
+`fingerprint`, `metadata_sha256`. A sibling `<stem>.parquet` holds the same table for other tools.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import pandas as pd
+
+from zsar.errors import ZsarError
+
+SCHEMA_VERSION = 1
+REQUIRED_COLUMNS = ("sample_id", "label", "class_name", "split", "source", "status", "error")
+STATUS_PENDING, STATUS_OK, STATUS_FAILED = 0, 1, 2
+STATUS_NAMES = {STATUS_PENDING: "pending", STATUS_OK: "ok", STATUS_FAILED: "failed"}
+EMBEDDING_DTYPES = ("float16", "float32")
+MODALITIES = ("skeleton", "video", "text", "other")
+
+
+def config_hash(config: dict) -> str:
+    """Stable sha256 of a JSON-serialisable encoder configuration."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheHeader:
+    """What produced the embeddings. Stored with the file; resume refuses a different identity."""
+
+    dataset: str
+    modality: str
+    encoder: str
+    embedding_dim: int
+    class_names: tuple[str, ...]  # global label index -> name, the whole label space of the dataset
+    dtype: str = "float32"
+    encoder_config: dict = field(default_factory=dict)
+    checkpoint_sha256: str | None = None
+    # Classes the encoder saw labels of during training; None when it was never trained on labels.
+    # Evaluation refuses a split whose unseen classes appear here (label leakage).
+    trained_classes: tuple[int, ...] | None = None
+    logit_classes: tuple[int, ...] | None = None  # global labels of the `logits` columns
+    temporal_length: int | None = None
+    preprocessing: dict = field(default_factory=dict)
+    normalisation: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ZsarError(f"modality must be one of {MODALITIES}, not {self.modality!r}")
+        if self.dtype not in EMBEDDING_DTYPES:
+            raise ZsarError(f"embedding dtype must be one of {EMBEDDING_DTYPES}, not {self.dtype!r}")
+        if self.embedding_dim < 1:
+            raise ZsarError(f"embedding_dim must be positive, not {self.embedding_dim}")
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.encoder_config)
+
+    def identity(self) -> dict:
+        """The fields that must match for a resumed write to continue."""
+        return {
+            "dataset": self.dataset,
+            "modality": self.modality,
+            "encoder": self.encoder,
+            "config_hash": self.config_hash,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "embedding_dim": self.embedding_dim,
+            "dtype": self.dtype,
+            "logit_classes": None if self.logit_classes is None else list(self.logit_classes),
+            "temporal_length": self.temporal_length,
+        }
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["config_hash"] = self.config_hash
+        return json.dumps(data, sort_keys=True, default=list)
+
+    @classmethod
+    def from_json(cls, text: str) -> CacheHeader:
+        data = json.loads(text)
+        data.pop("config_hash", None)
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ZsarError(f"unknown header fields {sorted(unknown)}")
+        for key in ("class_names", "trained_classes", "logit_classes"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+def identity_difference(old: CacheHeader, new: CacheHeader) -> list[str]:
+    """Human-readable list of identity fields that differ."""
+    a, b = old.identity(), new.identity()
+    return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]
+
+
+def validate_metadata(table: pd.DataFrame, header: CacheHeader) -> pd.DataFrame:
+    """Check and normalise a metadata table; `status`/`error` are added when missing."""
+    table = table.reset_index(drop=True).copy()
+    if "status" not in table:
+        table["status"] = "pending"
+    if "error" not in table:
+        table["error"] = ""
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise ZsarError(f"metadata is missing columns {missing} (required: {list(REQUIRED_COLUMNS)})")
+    if table["sample_id"].isna().any():
+        raise ZsarError("metadata has empty sample_id values")
+    table["sample_id"] = table["sample_id"].astype(str)
+    dup = table["sample_id"][table["sample_id"].duplicated()]
+    if len(dup):
+        raise ZsarError(f"sample_id values repeat, e.g. {dup.iloc[:3].tolist()}")
+    labels = pd.to_numeric(table["label"], errors="coerce")
+    if labels.isna().any():
+        raise ZsarError("metadata label column must hold integer class indices")
+    table["label"] = labels.astype(np.int64)
+    n_classes = len(header.class_names)
+    bad = table["label"][(table["label"] < -1) | (table["label"] >= n_classes)]
+    if len(bad):
+        raise ZsarError(f"labels {sorted(set(bad.tolist()))[:5]} are outside -1..{n_classes - 1} (-1 = unlabelled)")
+    for col in ("class_name", "split", "source", "status", "error"):
+        table[col] = table[col].fillna("").astype(str)
+    return table

@@ -127,7 +127,8 @@ def _animate(layout: SkeletonLayout, rest: np.ndarray, motion: str, side: str, t
         elif motion == "punch":  # elbow bent at the side, then the arm shoots forward, twice
             jab = np.clip(np.sin(2 * np.pi * 2 * u), 0, 1)
             _rotate(pose, layout, _joint(layout, s, "elbow"), (1, 0, 0), np.radians(110) * env * (1 - jab))
-            _rotate(pose, layout, _joint(layout, s, "shoulder"), (1, 0, 0), amp * np.radians(90) * env * (0.3 + 0.7 * jab))
+            reach = amp * np.radians(90) * env * (0.3 + 0.7 * jab)
+            _rotate(pose, layout, _joint(layout, s, "shoulder"), (1, 0, 0), reach)
         elif motion == "kick":  # knee bends, then the straight leg swings forward and back
             kick = np.sin(np.pi * np.clip((u - 0.2) / 0.6, 0, 1))
             _rotate(pose, layout, _joint(layout, s, "knee"), (1, 0, 0), -np.radians(50) * env * (1 - kick))
@@ -204,3 +205,4 @@ def synthetic_source(config: SyntheticConfig | None = None) -> SampleSource:
         name=f"synthetic{config.joints}", class_names=synthetic_class_names(), metadata=meta, load=load,
         modality="skeleton", layout=layout.name,
     )
+

@@ -13,8 +13,9 @@ def cache_summary(path: str | Path, max_failures: int = 10) -> dict:
     cache = FeatureCache(path)
     meta, header = cache.metadata, cache.header
     failed = meta[meta["status"] == "failed"]
+    ok = meta[meta["status"] == "ok"]
     per_class = (
-        meta[meta["status"] == "ok"].groupby(["label", "split"]).size().unstack(fill_value=0).sort_index()
+        ok.groupby(["label", "split"]).size().unstack(fill_value=0).sort_index()
     )
     return {
         "path": str(cache.path),
@@ -37,7 +38,7 @@ def cache_summary(path: str | Path, max_failures: int = 10) -> dict:
         "rows": cache.num_rows,
         "ok": int((meta["status"] == "ok").sum()),
         "failed": int(len(failed)),
-        "splits": {str(k): int(v) for k, v in meta[meta["status"] == "ok"]["split"].value_counts().sort_index().items()},
+        "splits": {str(k): int(v) for k, v in ok["split"].value_counts().sort_index().items()},
         "per_class": {
             f"{int(label)} {header.class_names[int(label)] if 0 <= int(label) < len(header.class_names) else '?'}": {
                 str(s): int(n) for s, n in row.items()

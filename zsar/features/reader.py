@@ -100,9 +100,10 @@ class FeatureCache:
             if len(self.metadata) != self.num_rows:
                 problems.append(f"metadata has {len(self.metadata)} rows but embeddings have {self.num_rows}")
             if self.embedding_dim != self.header.embedding_dim:
-                problems.append(f"embeddings are {self.embedding_dim}-d but the header says {self.header.embedding_dim}")
+                problems.append(f"embeddings are {self.embedding_dim}-d, the header says {self.header.embedding_dim}")
+            logit_classes = self.header.logit_classes
             if self.has_logits and (
-                self.header.logit_classes is None or h5["logits"].shape != (self.num_rows, len(self.header.logit_classes))
+                logit_classes is None or h5["logits"].shape != (self.num_rows, len(logit_classes))
             ):
                 problems.append("logits shape does not match the header's logit classes")
             if (h5["row_status"][:] == 0).any():

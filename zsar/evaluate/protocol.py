@@ -1,0 +1,134 @@
+"""The honest zero-shot protocol for one head on one split and seed.
+
+1. Hyper-parameters are chosen on the split's *validation* zero-shot problem: the head is fitted on
+   training samples of the validation-seen classes and ranked by ZSL top-1 on training samples of
+   the validation-unseen classes (all of them seen classes of the real split). No test sample and
+   no unseen class is involved.
+2. The head is refitted with the chosen parameters on all seen classes (training samples only).
+3. The test split is touched once: ZSL (unseen test samples among unseen classes) and GZSL (all
+   test samples among all classes).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from zsar.class_lists.splits import ZeroShotSplit
+from zsar.errors import ZsarError
+from zsar.evaluate.metrics import confusion_matrix, gzsl_metrics, per_class_accuracy, softmax, zsl_metrics
+from zsar.features.prototypes import ClassPrototypes
+from zsar.features.reader import FeatureSet
+from zsar.heads import Head, build_head, head_class
+
+
+@dataclass
+class RunResult:
+    head: str
+    split: str
+    seed: int
+    params: dict
+    selection: list  # [{"params": ..., "validation_top1": ...}]
+    zsl: dict
+    gzsl: dict | None
+    zsl_per_class: dict  # class id -> accuracy
+    zsl_confusion: np.ndarray
+    predictions: pd.DataFrame
+    fit_info: dict = field(default_factory=dict)
+    fitted: Head | None = None
+
+    def summary(self) -> dict:
+        return {"head": self.head, "split": self.split, "seed": self.seed, "params": self.params,
+                "selection": self.selection, "zsl": self.zsl, "gzsl": self.gzsl, "fit": self.fit_info}
+
+
+def _require_samples(data: FeatureSet, classes, what: str, split: ZeroShotSplit) -> None:
+    present = set(np.unique(data.labels).tolist())
+    missing = [int(c) for c in classes if int(c) not in present]
+    if missing:
+        raise ZsarError(f"split {split.name!r}: {what} classes {missing} have no samples")
+
+
+def select_parameters(
+    head_name: str, base_params: dict, grid: dict, train: FeatureSet, split: ZeroShotSplit,
+    prototypes: ClassPrototypes, seed: int, backend: str = "auto", device: str = "cpu",
+) -> tuple[dict, list]:
+    """Best parameters by validation ZSL top-1 (first of equals); the table of all tried."""
+    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] if grid else [{}]
+    if len(combos) == 1 and not combos[0]:
+        return dict(base_params), []
+    if not split.validation_unseen:
+        return dict(base_params), [{"note": "no validation classes; defaults used"}]
+    val = split.validation_split()
+    fit_set = train.with_classes(split.validation_seen)
+    queries = train.with_classes(val.unseen)
+    _require_samples(queries, val.unseen, "validation-unseen (training samples of)", split)
+    table = []
+    for combo in combos:
+        params = {**base_params, **combo}
+        head = build_head(head_name, params)
+        head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(split.validation_seen), seed=seed)
+        scores = head.score(queries.embeddings, prototypes.subset(val.unseen), backend, device)
+        top1 = zsl_metrics(scores, queries.labels, val.unseen)["top1"]
+        table.append({"params": combo, "validation_top1": top1})
+    best = max(range(len(table)), key=lambda i: (table[i]["validation_top1"], -i))
+    return {**base_params, **combos[best]}, table
+
+
+def predictions_table(task: str, data: FeatureSet, scores: np.ndarray, class_ids, class_names, k: int) -> pd.DataFrame:
+    """sample_id, true class, predicted class, confidence and the top-k classes with scores."""
+    k = min(k, scores.shape[1])
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    probs = softmax(scores)
+    ids = np.asarray(class_ids)
+    name_of = dict(zip(ids.tolist(), class_names))
+    table = {
+        "task": task, "sample_id": data.sample_ids,
+        "true_class": [name_of.get(int(c), str(int(c))) for c in data.labels],
+        "predicted_class": [name_of[int(c)] for c in ids[order[:, 0]]],
+        "confidence": np.take_along_axis(probs, order[:, :1], axis=1)[:, 0].round(6),
+        "true_label": data.labels, "predicted_label": ids[order[:, 0]],
+    }
+    for j in range(k):
+        table[f"top{j + 1}_class"] = [name_of[int(c)] for c in ids[order[:, j]]]
+        table[f"top{j + 1}_score"] = np.take_along_axis(scores, order[:, j : j + 1], axis=1)[:, 0].round(6)
+    return pd.DataFrame(table)
+
+
+def run_protocol(
+    head_name: str, base_params: dict, grid: dict | None, train: FeatureSet, test: FeatureSet,
+    split: ZeroShotSplit, prototypes: ClassPrototypes, seed: int, gzsl: bool = True, top_k: int = 5,
+    backend: str = "auto", device: str = "cpu",
+) -> RunResult:
+    grid = head_class(head_name).search_space if grid is None else grid
+    seen_train = train.with_classes(split.seen)
+    _require_samples(seen_train, split.seen, "seen (training)", split)
+    params, selection = select_parameters(head_name, base_params, grid, train, split, prototypes, seed, backend, device)
+    head = build_head(head_name, params)
+    fit_info = head.fit(seen_train.embeddings, seen_train.labels, prototypes.subset(split.seen), seed=seed)
+    # the test split, touched once
+    zsl_test = test.with_classes(split.unseen)
+    _require_samples(zsl_test, split.unseen, "unseen test", split)
+    unseen_protos = prototypes.subset(split.unseen)
+    scores = head.score(zsl_test.embeddings, unseen_protos, backend, device)
+    zsl = zsl_metrics(scores, zsl_test.labels, split.unseen, top_k)
+    predicted = np.asarray(split.unseen)[scores.argmax(axis=1)]
+    tables = [predictions_table("zsl", zsl_test, scores, split.unseen, unseen_protos.class_names, top_k)]
+    gzsl_result = None
+    if gzsl:
+        all_classes = sorted(split.seen + split.unseen)
+        gzsl_test = test.with_classes(all_classes)
+        all_protos = prototypes.subset(all_classes)
+        g_scores = head.score(gzsl_test.embeddings, all_protos, backend, device)
+        g_pred = np.asarray(all_classes)[g_scores.argmax(axis=1)]
+        gzsl_result = gzsl_metrics(g_pred, gzsl_test.labels, split.seen, split.unseen)
+        tables.append(predictions_table("gzsl", gzsl_test, g_scores, all_classes, all_protos.class_names, top_k))
+    return RunResult(
+        head=head_name, split=split.name, seed=seed, params=params, selection=selection, zsl=zsl, gzsl=gzsl_result,
+        zsl_per_class=per_class_accuracy(predicted, zsl_test.labels, split.unseen),
+        zsl_confusion=confusion_matrix(zsl_test.labels, predicted, split.unseen),
+        predictions=pd.concat(tables, ignore_index=True), fit_info=fit_info, fitted=head,
+    )

@@ -1,0 +1,140 @@
+"""Experiment reports: `report.json`, `report.md`, a self-contained `report.html`, and per-run
+`predictions.csv`. Every report records seeds, config, versions and cache fingerprints."""
+
+from __future__ import annotations
+
+import html
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from zsar import __version__
+from zsar.atomic import write_text_atomic
+from zsar.evaluate.plots import confusion_png, per_class_png
+
+ZSL_KEYS = ("top1", "top5", "per_class_mean")
+GZSL_KEYS = ("seen", "unseen", "h")
+
+
+def versions() -> dict:
+    out = {"zsar": __version__, "python": platform.python_version()}
+    for package in ("numpy", "torch", "h5py", "pandas", "pyarrow", "sentence-transformers", "faiss-cpu", "faiss-gpu"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def mean_std(values: list[float]) -> dict:
+    arr = np.asarray(values, dtype=float)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=0)), "n": int(arr.size)}
+
+
+def summarise_head(runs: list[dict]) -> dict:
+    """Mean and std over the runs (splits x seeds) of one head."""
+    out = {"zsl": {k: mean_std([r["zsl"][k] for r in runs]) for k in ZSL_KEYS}, "runs": len(runs)}
+    if all(r["gzsl"] for r in runs):
+        out["gzsl"] = {k: mean_std([r["gzsl"][k] for r in runs]) for k in GZSL_KEYS}
+    out["chance_top1"] = mean_std([r["zsl"]["chance_top1"] for r in runs])
+    return out
+
+
+def _fmt(stat: dict) -> str:
+    return f"{stat['mean']:.2f} ± {stat['std']:.2f}" if stat["n"] > 1 else f"{stat['mean']:.2f}"
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# zsar report: {report['experiment']}", "",
+             f"Created {report['created']} with zsar {report['versions']['zsar']}. "
+             f"Splits: {', '.join(report['split'])}. Seeds: {report['seed']}.", "",
+             "## Results (accuracy %, mean ± std over splits x seeds)", "",
+             "| head | ZSL top-1 | ZSL top-5 | ZSL per-class | GZSL S | GZSL U | GZSL H | chance top-1 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, s in report["heads"].items():
+        g = s.get("gzsl")
+        gz = [_fmt(g[k]) for k in GZSL_KEYS] if g else ["-"] * 3
+        lines.append(f"| {name} | {' | '.join(_fmt(s['zsl'][k]) for k in ZSL_KEYS)} | {' | '.join(gz)} | "
+                     f"{s['chance_top1']['mean']:.2f} |")
+    p = report["protocol"]
+    lines += ["", "## Protocol", "",
+              f"- Model selection: {p['model_selection']}", f"- Test split touched once: {p['test_touched_once']}",
+              f"- Transductive: {p['transductive']}", f"- Leakage override: {p['leakage_override']}",
+              "- GZSL S/U are per-class mean accuracies; H is their harmonic mean.", "",
+              "## Runs", "", "| head | split | seed | params | ZSL top-1 | GZSL H |", "|---|---|---|---|---|---|"]
+    for r in report["runs"]:
+        h = f"{r['gzsl']['h']:.2f}" if r["gzsl"] else "-"
+        lines.append(f"| {r['head']} | {r['split']} | {r['seed']} | `{json.dumps(r['params'])}` | "
+                     f"{r['zsl']['top1']:.2f} | {h} |")
+    lines += ["", "## Caches", ""]
+    for role, c in report["caches"].items():
+        lines.append(f"- {role}: `{c['path']}` fingerprint `{c['fingerprint']}`")
+    lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in report["versions"].items()), ""]
+    return "\n".join(lines)
+
+
+def html_report(report: dict, figures: list[tuple[str, str]]) -> str:
+    """Self-contained HTML: the Markdown tables as HTML plus embedded PNG figures."""
+    def table(header, rows):
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    results = []
+    for name, s in report["heads"].items():
+        g = s.get("gzsl")
+        results.append([name, *(_fmt(s["zsl"][k]) for k in ZSL_KEYS),
+                        *((_fmt(g[k]) for k in GZSL_KEYS) if g else ["-"] * 3), f"{s['chance_top1']['mean']:.2f}"])
+    runs = [[r["head"], r["split"], r["seed"], json.dumps(r["params"]), f"{r['zsl']['top1']:.2f}",
+             f"{r['gzsl']['h']:.2f}" if r["gzsl"] else "-"] for r in report["runs"]]
+    p = report["protocol"]
+    protocol = "".join(f"<li>{html.escape(k.replace('_', ' '))}: {html.escape(str(v))}</li>" for k, v in p.items())
+    caches = "".join(f"<li>{html.escape(role)}: <code>{html.escape(c['path'])}</code> fingerprint "
+                     f"<code>{html.escape(c['fingerprint'])}</code></li>" for role, c in report["caches"].items())
+    figs = "".join(f"<figure><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'>"
+                   f"<figcaption>{html.escape(t)}</figcaption></figure>" for t, b in figures)
+    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+             "th{background:#f0f4fa}figure{display:inline-block;margin:1em}img{max-width:520px}code{font-size:90%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>zsar report: {html.escape(report['experiment'])}"
+            f"</title><style>{style}</style></head><body><h1>zsar report: {html.escape(report['experiment'])}</h1>"
+            f"<p>Created {html.escape(report['created'])}; splits {html.escape(', '.join(report['split']))}; "
+            f"seeds {html.escape(str(report['seed']))}.</p><h2>Results (accuracy %, mean ± std)</h2>"
+            + table(["head", "ZSL top-1", "ZSL top-5", "ZSL per-class", "GZSL S", "GZSL U", "GZSL H", "chance"],
+                    results)
+            + f"<h2>Protocol</h2><ul>{protocol}</ul><h2>Figures</h2>{figs}<h2>Runs</h2>"
+            + table(["head", "split", "seed", "params", "ZSL top-1", "GZSL H"], runs)
+            + f"<h2>Caches</h2><ul>{caches}</ul><h2>Versions</h2><p>"
+            + html.escape(", ".join(f"{k} {v}" for k, v in report["versions"].items()))
+            + "</p><h2>Config</h2><pre>" + html.escape(json.dumps(report["config"], indent=2)) + "</pre></body></html>")
+
+
+def run_figures(head: str, split: str, names: list[str], confusion: np.ndarray, per_class: dict[str, float],
+                chance: float) -> list[tuple[str, str]]:
+    return [
+        (f"{head}: ZSL confusion ({split})", confusion_png(confusion, names, f"{head} ZSL confusion, {split}")),
+        (f"{head}: ZSL per-class accuracy ({split})", per_class_png(per_class, f"{head} per-class ZSL, {split}",
+                                                                   chance)),
+    ]
+
+
+def write_report(out_dir: str | Path, report: dict, figures: list[tuple[str, str]]) -> dict[str, Path]:
+    out = Path(out_dir)
+    paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
+    write_text_atomic(paths["json"], json.dumps(report, indent=2, default=_json_default))
+    write_text_atomic(paths["md"], markdown(report))
+    write_text_atomic(paths["html"], html_report(report, figures))
+    return paths
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value)}")

@@ -1,0 +1,187 @@
+"""Experiment configuration: a small TOML file read into frozen dataclasses; unknown keys fail.
+
+```toml
+name = "demo"                 # used for the default output folder runs/<name>
+seeds = [0, 1]                # head training seeds; several give mean and std
+
+[data]
+source = "synthetic"          # "synthetic" (built-in demo data) or "cache" (your own cached features)
+cache = "features.h5"         # source = "cache": a zsar cache (see `zsar cache import`)
+train_split = "train"         # sample split the heads train (and validate) on
+test_split = "test"           # sample split touched once, for the final numbers
+[data.synthetic]              # source = "synthetic": SyntheticConfig fields (joints, num_subjects, ...)
+
+[encoder]                     # source = "synthetic": the skeleton encoder run on the samples
+name = "skeleton-stats"
+[encoder.params]              # SkeletonStatsConfig fields (segments, align_facing)
+
+[text]
+model = "all-MiniLM-L6-v2"    # the packaged default; or a local sentence-transformers folder
+variant = "prompts"           # name | prompts | description | parts
+templates = ["a person {}."]  # prompts: optional own templates
+descriptions = "desc.json"    # description: file of texts per class
+parts = "parts.json"          # parts: file of parts per class (synthetic data has built-in parts)
+part_weights = [0.6, 0.4]     # parts: optional weights of the part positions
+class_names = "names.txt"     # optional: class names overriding the cache's
+
+[splits]
+names = ["ntu60/55-5", "my_split.toml"]  # standard names or split files
+random_unseen = 4             # and/or seeded random splits with this many unseen classes ...
+random_seeds = [1, 2, 3]      # ... one per seed
+
+[[heads]]
+name = "linear_projection"
+params = { epochs = 150 }     # fixed parameters
+search = { weight_decay = [1e-4, 1e-3] }  # grid searched on the validation split; {} = no search
+
+[evaluate]
+gzsl = true
+top_k = 5
+search_backend = "auto"       # auto | faiss | numpy
+device = "cpu"
+allow_leakage = false         # evaluate even if the encoder was trained on unseen classes (flagged)
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import tomllib
+
+from zsar.errors import ZsarError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "synthetic"
+    cache: str | None = None
+    train_split: str = "train"
+    test_split: str = "test"
+    synthetic: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    name: str = "skeleton-stats"
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    model: str | None = None
+    variant: str = "prompts"
+    templates: list | None = None
+    descriptions: str | None = None
+    parts: str | None = None
+    part_weights: list | None = None
+    class_names: str | None = None
+
+
+@dataclass(frozen=True)
+class SplitsConfig:
+    names: list = field(default_factory=list)
+    random_unseen: int | None = None
+    random_seeds: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    name: str
+    params: dict = field(default_factory=dict)
+    search: dict | None = None  # None: the head's default grid; {}: no search
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    gzsl: bool = True
+    top_k: int = 5
+    search_backend: str = "auto"
+    device: str = "cpu"
+    allow_leakage: bool = False
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    seeds: list = field(default_factory=lambda: [0])
+    output_dir: str | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    splits: SplitsConfig = field(default_factory=SplitsConfig)
+    heads: list = field(default_factory=lambda: [HeadSpec("nearest_prototype"), HeadSpec("linear_projection")])
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    base_dir: str = "."  # folder relative paths in the config are resolved against
+
+    def resolve(self, path: str | None) -> Path | None:
+        """A path from the config, relative to the config file's folder."""
+        if path is None:
+            return None
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        out = asdict(self)
+        out.pop("base_dir")
+        return out
+
+
+_SECTIONS = {"data": DataConfig, "encoder": EncoderConfig, "text": TextConfig, "splits": SplitsConfig,
+             "evaluate": EvaluateConfig}
+
+
+def _build(cls: type, data: dict, where: str, source: Path | None):
+    if not isinstance(data, dict):
+        raise ZsarError(f"[{where}] must be a table", source)
+    known = {f.name for f in fields(cls)} - {"base_dir"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ZsarError(f"unknown keys {unknown} in [{where}]; known: {sorted(known)}", source)
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ZsarError(f"[{where}]: {exc}", source) from exc
+
+
+def config_from_dict(data: dict, source: Path | None = None, base_dir: str = ".") -> ExperimentConfig:
+    """Build and check a config; relative paths in it resolve against `base_dir`."""
+    data = dict(data)
+    if "name" not in data:
+        raise ZsarError("experiment config needs a `name`", source)
+    kwargs: dict = {}
+    for key, cls in _SECTIONS.items():
+        if key in data:
+            kwargs[key] = _build(cls, data.pop(key), key, source)
+    if "heads" in data:
+        heads = data.pop("heads")
+        if not isinstance(heads, list) or not heads:
+            raise ZsarError("`heads` must be a non-empty array of tables ([[heads]])", source)
+        kwargs["heads"] = [_build(HeadSpec, h, f"heads.{i}", source) for i, h in enumerate(heads)]
+    config = _build(ExperimentConfig, {**data, **kwargs}, "experiment", source)
+    config = replace(config, base_dir=str(base_dir))
+    if not config.seeds or not all(isinstance(s, int) for s in config.seeds):
+        raise ZsarError("`seeds` must be a non-empty list of integers", source)
+    if config.data.source not in ("synthetic", "cache"):
+        raise ZsarError(f"[data] source must be 'synthetic' or 'cache', not {config.data.source!r}", source)
+    if config.data.source == "cache" and not config.data.cache:
+        raise ZsarError("[data] source = 'cache' needs `cache = PATH`", source)
+    if not config.splits.names and not config.splits.random_unseen:
+        raise ZsarError("[splits] needs `names` or `random_unseen` with `random_seeds`", source)
+    if config.splits.random_unseen and not config.splits.random_seeds:
+        raise ZsarError("[splits] random_unseen needs `random_seeds`", source)
+    return config
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ZsarError("experiment config not found", path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ZsarError(f"invalid TOML: {exc}", path) from exc
+    return config_from_dict(data, path, str(path.parent.resolve()))

@@ -1,0 +1,97 @@
+"""The one small interface every head has: fit on features of seen classes, score features
+against any set of class prototypes, save with its config, load to identical scores."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from zsar import __version__
+from zsar.errors import ZsarError
+from zsar.evaluate.search import PrototypeIndex
+from zsar.features.prototypes import ClassPrototypes
+
+
+def build_config(config_cls: type, params: dict | None, where: str) -> Any:
+    """Dataclass from a dict; unknown keys are an error naming them."""
+    params = dict(params or {})
+    known = {f.name for f in fields(config_cls)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ZsarError(f"unknown parameters {unknown} for {where}; known: {sorted(known)}")
+    return config_cls(**params)
+
+
+class Head:
+    """Base class. Subclasses set `name`, `Config`, `search_space` and implement `fit`, `project`
+    and `class_vectors`; scores are cosine similarities / `temperature` through `PrototypeIndex`."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type]
+    # hyper-parameter grid searched on the validation zero-shot split (never on test)
+    search_space: ClassVar[dict[str, list]] = {}
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.Config()
+        self.state: dict[str, np.ndarray] = {}
+
+    # -- to implement ------------------------------------------------------------------------
+    def fit(self, features: np.ndarray, labels: np.ndarray, prototypes: ClassPrototypes, seed: int = 0) -> dict:
+        """Train on seen-class features [N, D] with global labels [N] and the seen classes' prototypes."""
+        raise NotImplementedError
+
+    def project(self, features: np.ndarray) -> np.ndarray:
+        """Features [N, D] -> query vectors [N, Dq] in the space the class vectors live in."""
+        raise NotImplementedError
+
+    def class_vectors(self, prototypes: ClassPrototypes) -> np.ndarray:
+        """Class prototypes -> class vectors [C, Dq]."""
+        raise NotImplementedError
+
+    @property
+    def temperature(self) -> float:
+        return float(getattr(self.config, "temperature", 1.0))
+
+    # -- shared --------------------------------------------------------------------------------
+    def score(
+        self, features: np.ndarray, prototypes: ClassPrototypes, backend: str = "auto", device: str = "cpu"
+    ) -> np.ndarray:
+        """Logits [N, C] for the classes of `prototypes`, in their order."""
+        if not self.state:
+            raise ZsarError(f"head {self.name!r} is not fitted")
+        self._check_dim(features)
+        index = PrototypeIndex(self.class_vectors(prototypes), backend=backend, device=device)
+        return index.similarities(self.project(features)) / self.temperature
+
+    def _check_dim(self, features: np.ndarray) -> None:
+        expected = self.state["feature_mean"].shape[0]
+        if features.ndim != 2 or features.shape[1] != expected:
+            raise ZsarError(f"head {self.name!r} was fitted on {expected}-d features, got shape {features.shape}")
+
+    def _fit_standardiser(self, features: np.ndarray) -> None:
+        self.state["feature_mean"] = features.mean(0).astype(np.float32)
+        self.state["feature_std"] = (features.std(0) + 1e-6).astype(np.float32)
+
+    def _standardise(self, features: np.ndarray) -> np.ndarray:
+        return ((features - self.state["feature_mean"]) / self.state["feature_std"]).astype(np.float32)
+
+    def save(self, directory: str | Path) -> Path:
+        """`config.json` (head name, config, zsar version) + `weights.safetensors`."""
+        from safetensors.numpy import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {"head": self.name, "config": asdict(self.config), "zsar_version": __version__}
+        (directory / "config.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        save_file({k: np.ascontiguousarray(v) for k, v in self.state.items()}, str(directory / "weights.safetensors"))
+        return directory
+
+    @classmethod
+    def from_saved(cls, config: dict, state: dict[str, np.ndarray]) -> Head:
+        head = cls(build_config(cls.Config, config, f"head {cls.name!r}"))
+        head.state = dict(state)
+        return head

@@ -1,0 +1,80 @@
+"""Linear projection head: a learned map from feature space to text space, trained on seen classes.
+
+logits = cos(W x + b, t_c) / temperature, trained with cross-entropy over the seen classes'
+text prototypes (features standardised with training statistics). Zero-shot inference compares
+projected features with any classes' prototypes. The simplest learned zero-shot head: the bar
+the later heads must beat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zsar.errors import ZsarError
+from zsar.evaluate.metrics import label_positions
+from zsar.features.prototypes import ClassPrototypes
+from zsar.heads.base import Head
+
+
+@dataclass(frozen=True)
+class LinearProjectionConfig:
+    epochs: int = 150  # full passes over the training features
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 1e-3
+    temperature: float = 0.05  # cosine / temperature in the training softmax
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.temperature <= 0:
+            raise ZsarError("linear_projection: epochs, batch_size, lr and temperature must be positive")
+
+
+class LinearProjectionHead(Head):
+    name = "linear_projection"
+    Config = LinearProjectionConfig
+    search_space = {"weight_decay": [1e-4, 1e-3, 1e-2], "temperature": [0.05, 0.1]}
+
+    def fit(self, features, labels, prototypes: ClassPrototypes, seed: int = 0) -> dict:
+        cfg = self.config
+        self.state = {}
+        self._fit_standardiser(features)
+        targets = label_positions(labels, prototypes.class_ids)
+        device = torch.device(cfg.device)
+        generator = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        x = torch.from_numpy(self._standardise(features)).to(device)
+        y = torch.from_numpy(targets).to(device)
+        text = torch.from_numpy(prototypes.vectors).to(device)
+        layer = torch.nn.Linear(x.shape[1], text.shape[1]).to(device)
+        optimiser = torch.optim.AdamW(layer.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        n = x.shape[0]
+        loss_value = float("nan")
+        for _ in range(cfg.epochs):
+            order = torch.randperm(n, generator=generator).to(device)
+            for start in range(0, n, cfg.batch_size):
+                batch = order[start : start + cfg.batch_size]
+                logits = F.normalize(layer(x[batch]), dim=1) @ text.T / cfg.temperature
+                loss = F.cross_entropy(logits, y[batch])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                loss_value = float(loss.detach())
+        if not np.isfinite(loss_value):
+            raise ZsarError("linear_projection: training diverged (loss is NaN); lower lr")
+        self.state["weight"] = layer.weight.detach().cpu().numpy().astype(np.float32)
+        self.state["bias"] = layer.bias.detach().cpu().numpy().astype(np.float32)
+        return {"final_loss": loss_value}
+
+    def project(self, features: np.ndarray) -> np.ndarray:
+        return self._standardise(features) @ self.state["weight"].T + self.state["bias"]
+
+    def class_vectors(self, prototypes: ClassPrototypes) -> np.ndarray:
+        if prototypes.dim != self.state["weight"].shape[0]:
+            raise ZsarError(f"text prototypes are {prototypes.dim}-d; the head projects to "
+                            f"{self.state['weight'].shape[0]}-d")
+        return prototypes.vectors

@@ -60,18 +60,22 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: Sequenc
 
 
 def zsl_metrics(scores: np.ndarray, labels: np.ndarray, class_ids: Sequence[int], k: int = 5) -> dict:
-    """ZSL: samples of unseen classes ranked among the unseen classes only."""
+    """ZSL: samples of unseen classes ranked among the unseen classes only. Top-5 is always
+    reported (capped at the class count, see `top5_k_effective`); `top{k}` is added for other k."""
     targets = label_positions(labels, class_ids)
     predicted = np.asarray(class_ids)[scores.argmax(axis=1)]
-    return {
+    out = {
         "top1": topk_accuracy(scores, targets, 1),
-        f"top{k}" if k != 5 else "top5": topk_accuracy(scores, targets, k),
+        "top5": topk_accuracy(scores, targets, 5),
         "per_class_mean": per_class_mean_accuracy(predicted, labels, class_ids),
-        "k_effective": min(k, len(class_ids)),
+        "top5_k_effective": min(5, len(class_ids)),
         "num_samples": int(len(labels)),
         "num_classes": int(len(class_ids)),
         "chance_top1": 100.0 / len(class_ids),
     }
+    if k not in (1, 5):
+        out[f"top{k}"] = topk_accuracy(scores, targets, k)
+    return out
 
 
 def harmonic_mean(seen: float, unseen: float) -> float:

@@ -1,0 +1,103 @@
+"""End to end through the CLI on tiny generated data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from zsar.features import FeatureCache
+
+TINY = """
+name = "tiny"
+seeds = [0, 1]
+[data]
+source = "synthetic"
+[data.synthetic]
+num_subjects = 4
+repetitions = 2
+test_subjects = 1
+[text]
+variant = "name"
+[splits]
+random_unseen = 4
+random_seeds = [1]
+names = ["mysplit.toml"]
+[[heads]]
+name = "linear_projection"
+params = { epochs = 20 }
+search = { weight_decay = [1e-3, 1e-2] }
+[[heads]]
+name = "nearest_prototype"
+"""
+
+
+def zsar(*args, cwd=None):
+    return subprocess.run([sys.executable, "-c", "from zsar.cli import main; main()", *args],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.slow
+def test_run_writes_complete_reports(tmp_path):
+    (tmp_path / "mysplit.toml").write_text("num_classes = 16\nunseen = [1, 4, 9, 13]\n")
+    (tmp_path / "exp.toml").write_text(TINY)
+    result = zsar("run", str(tmp_path / "exp.toml"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "linear_projection" in result.stdout and "ZSL top-1" in result.stdout
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    for key in ("zsl", "gzsl", "split", "seed", "config", "versions", "caches"):
+        assert key in report
+    assert set(report["zsl"]) >= {"top1", "top5", "per_class_mean"} and set(report["gzsl"]) >= {"seen", "unseen", "h"}
+    assert report["seed"] == [0, 1] and len(report["split"]) == 2 and len(report["runs"]) == 2 * 2 * 2
+    assert report["heads"]["linear_projection"]["zsl"]["top1"]["n"] == 4
+    assert report["protocol"]["transductive"] is False
+    assert report["caches"]["features"]["fingerprint"] == FeatureCache(report["caches"]["features"]["path"]).fingerprint
+    run = report["runs"][0]
+    assert len(run["selection"]) == 2 and all("validation_top1" in s for s in run["selection"])
+    predictions = pd.read_csv(run["predictions"])
+    assert {"sample_id", "true_class", "predicted_class", "confidence", "top5_class", "top5_score"} <= set(predictions)
+    assert set(predictions["task"]) == {"zsl", "gzsl"}
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4  # confusion + per-class for both heads
+    assert "| linear_projection |" in (tmp_path / "out" / "report.md").read_text()
+    # rerun reuses the finished cache (same fingerprint) and gives identical numbers
+    again = zsar("run", str(tmp_path / "exp.toml"), "--out", str(tmp_path / "out"))
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["zsl"] == report["zsl"]
+
+
+def test_import_info_and_bad_inputs(tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.normal(size=(12, 6)).astype(np.float32))
+    pd.DataFrame({"sample_id": [f"v{i}" for i in range(12)], "label": np.arange(12) % 3,
+                  "split": ["train"] * 8 + ["test"] * 4}).to_csv(tmp_path / "meta.csv", index=False)
+    (tmp_path / "names.txt").write_text("walk\nrun\njump\n")
+    args = ["cache", "import", "--embeddings", str(tmp_path / "x.npy"), "--metadata", str(tmp_path / "meta.csv"),
+            "--class-names", str(tmp_path / "names.txt"), "--dataset", "mine", "--encoder", "external"]
+    ok = zsar(*args, "--out", str(tmp_path / "c.h5"))
+    assert ok.returncode == 0, ok.stderr
+    info = zsar("cache", "info", str(tmp_path / "c.h5"), "--json")
+    summary = json.loads(info.stdout)
+    assert summary["rows"] == 12 and summary["splits"] == {"test": 4, "train": 8}
+    # bad inputs: one clear line naming the file, non-zero exit, nothing damaged
+    before = FeatureCache(tmp_path / "c.h5").fingerprint
+    (tmp_path / "two.txt").write_text("walk\nrun\n")
+    bad = zsar(*args[:6], "--class-names", str(tmp_path / "two.txt"), *args[8:], "--out", str(tmp_path / "c.h5"))
+    assert bad.returncode == 1 and "outside" in bad.stderr and "Traceback" not in bad.stderr
+    assert FeatureCache(tmp_path / "c.h5").fingerprint == before
+    x = np.load(tmp_path / "x.npy")
+    x[2, 1] = np.inf
+    np.save(tmp_path / "nan.npy", x)
+    nan = zsar("cache", "import", "--embeddings", str(tmp_path / "nan.npy"), *args[4:], "--out", str(tmp_path / "d.h5"))
+    assert nan.returncode == 1 and "nan.npy" in nan.stderr and "NaN or inf" in nan.stderr
+    missing = zsar("cache", "info", str(tmp_path / "nope.h5"))
+    assert missing.returncode == 1 and "nope.h5: cache file not found" in missing.stderr
+    assert zsar("splits", "show", "ntu60/1-2").returncode == 1
+    broken_toml = 'name = "x"\n[splits]\nnames = ["ntu60/55-5"]\n[text]\nvariant = "name"\nfoo = 1\n'
+    (tmp_path / "broken.toml").write_text(broken_toml)
+    broken = zsar("run", str(tmp_path / "broken.toml"))
+    assert broken.returncode == 1 and "broken.toml" in broken.stderr and "unknown keys ['foo']" in broken.stderr

@@ -1,0 +1,146 @@
+"""The `zsar` command line: parse arguments, call one library function, show the result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from zsar.errors import ZsarError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Zero-shot action recognition on cached embeddings.")
+cache_app = typer.Typer(no_args_is_help=True, help="Inspect and create feature caches.")
+text_app = typer.Typer(no_args_is_help=True, help="Class text prototypes.")
+splits_app = typer.Typer(no_args_is_help=True, help="Zero-shot class splits.")
+app.add_typer(cache_app, name="cache")
+app.add_typer(text_app, name="text")
+app.add_typer(splits_app, name="splits")
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logging.")) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _print_summary(report: dict, out: Path) -> None:
+    typer.echo(f"report: {out / 'report.html'}")
+    for name, s in report["heads"].items():
+        zsl = s["zsl"]["top1"]
+        line = f"{name:<20} ZSL top-1 {zsl['mean']:6.2f} ± {zsl['std']:.2f}"
+        if "gzsl" in s:
+            line += f"   GZSL H {s['gzsl']['h']['mean']:6.2f}"
+        typer.echo(line + f"   (chance {s['chance_top1']['mean']:.2f})")
+
+
+@app.command()
+def run(config: Path = typer.Argument(..., help="Experiment TOML file."),
+        out: Path = typer.Option(None, help="Output folder (default: config output_dir or runs/<name>).")) -> None:
+    """Run an experiment described in a TOML file and write its report."""
+    from zsar.experiment.config import load_config
+    from zsar.experiment.runner import run_experiment
+
+    cfg = load_config(config)
+    out = out or Path(cfg.output_dir or Path("runs") / cfg.name)
+    _print_summary(run_experiment(cfg, out), out)
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder.")) -> None:
+    """Run the built-in experiment on built-in synthetic skeleton data."""
+    from zsar.experiment.runner import run_demo
+
+    _print_summary(run_demo(out), out)
+
+
+@cache_app.command("info")
+def cache_info(path: Path, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Schema, identity, counts per split and class, fingerprint and failures of a cache."""
+    from zsar.features.info import cache_summary, format_summary
+
+    summary = cache_summary(path)
+    typer.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+
+
+@cache_app.command("import")
+def cache_import(
+    embeddings: Path = typer.Option(..., help=".npy file of [N, D] embeddings."),
+    metadata: Path = typer.Option(..., help="CSV or Parquet: sample_id, label, split (+ class_name, source, ...)."),
+    class_names: Path = typer.Option(..., help="Class names: .txt (one per line) or .csv (idx,label)."),
+    out: Path = typer.Option(..., help="Cache file to write (.h5)."),
+    dataset: str = typer.Option(..., help="Dataset name recorded in the cache."),
+    encoder: str = typer.Option(..., help="Encoder name recorded in the cache."),
+    modality: str = typer.Option("other", help="skeleton | video | text | other"),
+    logits: Path = typer.Option(None, help="Optional .npy of [N, C] encoder logits."),
+    logit_classes: str = typer.Option(None, help="Comma-separated class ids of the logit columns."),
+    trained_classes: str = typer.Option(None, help="Comma-separated class ids the encoder was trained on."),
+    dtype: str = typer.Option("float32", help="float16 or float32"),
+) -> None:
+    """Bring your own features: write embeddings computed elsewhere as a zsar cache."""
+    from zsar.features.importer import import_arrays
+
+    path = import_arrays(embeddings, metadata, class_names, out, dataset, encoder, modality, logits,
+                         _ids(logit_classes), _ids(trained_classes), dtype)
+    typer.echo(f"wrote {path}")
+
+
+def _ids(text: str | None) -> list[int] | None:
+    return None if not text else [int(x) for x in text.split(",") if x.strip()]
+
+
+@text_app.command("embed")
+def text_embed(
+    class_names: Path = typer.Argument(..., help="Class names: .txt (one per line) or .csv (idx,label)."),
+    out: Path = typer.Option(..., help="Prototype file to write (.h5)."),
+    variant: list[str] = typer.Option(["prompts"], help="name | prompts | description | parts (repeatable)."),
+    model: str = typer.Option(None, help="Local sentence-transformers model (default: packaged all-MiniLM-L6-v2)."),
+    descriptions: Path = typer.Option(None, help="Descriptions per class (.txt, .csv idx,text, or .json)."),
+    parts: Path = typer.Option(None, help="Parts per class (.csv idx,part or .json name -> [parts])."),
+) -> None:
+    """Embed class texts into a prototype file (one entry per variant)."""
+    from zsar.class_lists.text_files import read_class_names, read_class_texts
+    from zsar.extract.text import TextEncoder, build_prototypes
+    from zsar.features.prototypes import save_prototypes
+
+    names = read_class_names(class_names)
+    desc = read_class_texts(descriptions, names) if descriptions else None
+    part_texts = read_class_texts(parts, names) if parts else None
+    encoder = TextEncoder(model)
+    protos = [build_prototypes(encoder, range(len(names)), names, v, None, desc, part_texts) for v in variant]
+    typer.echo(f"wrote {save_prototypes(out, protos)} ({len(names)} classes, variants {', '.join(variant)})")
+
+
+@splits_app.command("list")
+def splits_list() -> None:
+    """Standard zero-shot splits known by name."""
+    from zsar.class_lists.splits import builtin_split_names
+
+    typer.echo("\n".join(builtin_split_names()))
+
+
+@splits_app.command("show")
+def splits_show(name: str, num_classes: int = typer.Option(None, help="Class count for files without one.")) -> None:
+    """Seen, unseen and validation classes of a split (by name or file)."""
+    from zsar.class_lists.splits import load_split
+
+    typer.echo(json.dumps(load_split(name, num_classes).to_dict(), indent=2))
+
+
+@splits_app.command("random")
+def splits_random(num_classes: int, num_unseen: int, seed: int = typer.Option(0)) -> None:
+    """A seeded random split with its validation classes, as JSON (save it to reuse it)."""
+    from zsar.class_lists.splits import random_split
+
+    split = random_split(num_classes, num_unseen, seed).to_dict()
+    typer.echo(json.dumps({k: split[k] for k in ("name", "num_classes", "unseen", "validation_unseen")}, indent=2))
+
+
+def main() -> None:
+    """Entry point: a ZsarError becomes one line on stderr and exit code 1."""
+    try:
+        app()
+    except ZsarError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)

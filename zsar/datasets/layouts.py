@@ -76,10 +76,3 @@ def get_layout(name: str) -> SkeletonLayout:
     if name not in LAYOUTS:
         raise ZsarError(f"unknown skeleton layout {name!r}; known: {sorted(LAYOUTS)}")
     return LAYOUTS[name]
-
-
-def layout_for_joints(num_joints: int) -> SkeletonLayout:
-    matches = [layout for layout in LAYOUTS.values() if layout.num_joints == num_joints]
-    if not matches:
-        raise ZsarError(f"no known skeleton layout has {num_joints} joints")
-    return matches[0]

@@ -76,10 +76,6 @@ class TextEncoder:
             hint = "" if Path(location).exists() else " (not a local folder; downloads are not possible offline)"
             raise ZsarError(f"cannot load text model{hint}: {exc}", location) from exc
 
-    @property
-    def dim(self) -> int:
-        return int(self._model.encode(["x"], convert_to_numpy=True).shape[1])
-
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """[N, D] float32, unit rows."""
         if not texts:

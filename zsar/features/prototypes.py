@@ -106,8 +106,3 @@ def load_prototypes(path: str | Path, variant: str | None = None) -> ClassProtot
             )
         except ZsarError as exc:
             raise ZsarError(exc.problem, path) from exc
-
-
-def prototype_variants(path: str | Path) -> list[str]:
-    with h5py.File(path, "r") as h5:
-        return list(h5["variants"].keys())

@@ -5,15 +5,22 @@ name = "demo"                 # used for the default output folder runs/<name>
 seeds = [0, 1]                # head training seeds; several give mean and std
 
 [data]
-source = "synthetic"          # "synthetic" (built-in demo data) or "cache" (your own cached features)
-cache = "features.h5"         # source = "cache": a zsar cache (see `zsar cache import`)
+source = "synthetic"          # "synthetic" (built-in demo data), "skeleton" (a skeleton dataset) or "cache"
+cache = "features.h5"         # source = "cache": a zsar cache (see `zsar cache import`, `zsar extract`)
+dataset = "path/to/all_sqe"   # source = "skeleton": NW-UCLA JSON folder, NTU .skeleton folder or pose pickle
+format = "auto"               # source = "skeleton": auto | nw_ucla | ntu | pickle
+options = { benchmark = "xsub" }  # source = "skeleton": options of the format's loader
 train_split = "train"         # sample split the heads train (and validate) on
 test_split = "test"           # sample split touched once, for the final numbers
 [data.synthetic]              # source = "synthetic": SyntheticConfig fields (joints, num_subjects, ...)
 
-[encoder]                     # source = "synthetic": the skeleton encoder run on the samples
-name = "skeleton-stats"
-[encoder.params]              # SkeletonStatsConfig fields (segments, align_facing)
+[encoder]                     # source = "synthetic" / "skeleton": the skeleton encoder run on the samples
+name = "skeleton-stats"       # or "stgcn" / "stgcnpp" / an mmaction2 config: trained per split on seen classes
+checkpoint = "model.pth"      # optional: use this trained checkpoint for every split instead of training
+mm_config = "cfg.py"          # with a foreign checkpoint: its mmaction2 config (zsar checkpoints carry theirs)
+extract = { batch_size = 16, temporal = false, num_clips = 1 }
+[encoder.params]              # skeleton-stats: SkeletonStatsConfig fields; trained encoders: EncoderTrainConfig
+                              # fields (epochs, batch_size, lr, frames, num_person, feats, val_fraction, device)
 
 [text]
 model = "all-MiniLM-L6-v2"    # the packaged default; or a local sentence-transformers folder
@@ -57,6 +64,9 @@ from zsar.errors import ZsarError
 class DataConfig:
     source: str = "synthetic"
     cache: str | None = None
+    dataset: str | None = None
+    format: str = "auto"
+    options: dict = field(default_factory=dict)
     train_split: str = "train"
     test_split: str = "test"
     synthetic: dict = field(default_factory=dict)
@@ -66,6 +76,9 @@ class DataConfig:
 class EncoderConfig:
     name: str = "skeleton-stats"
     params: dict = field(default_factory=dict)
+    checkpoint: str | None = None
+    mm_config: str | None = None
+    extract: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -165,10 +178,17 @@ def config_from_dict(data: dict, source: Path | None = None, base_dir: str = "."
     config = replace(config, base_dir=str(base_dir))
     if not config.seeds or not all(isinstance(s, int) for s in config.seeds):
         raise ZsarError("`seeds` must be a non-empty list of integers", source)
-    if config.data.source not in ("synthetic", "cache"):
-        raise ZsarError(f"[data] source must be 'synthetic' or 'cache', not {config.data.source!r}", source)
+    if config.data.source not in ("synthetic", "cache", "skeleton"):
+        raise ZsarError(f"[data] source must be 'synthetic', 'skeleton' or 'cache', not {config.data.source!r}",
+                        source)
     if config.data.source == "cache" and not config.data.cache:
         raise ZsarError("[data] source = 'cache' needs `cache = PATH`", source)
+    if config.data.source == "skeleton" and not config.data.dataset:
+        raise ZsarError("[data] source = 'skeleton' needs `dataset = PATH`", source)
+    unknown_extract = sorted(set(config.encoder.extract) - {"batch_size", "temporal", "num_clips"})
+    if unknown_extract:
+        raise ZsarError(f"unknown keys {unknown_extract} in [encoder] extract; known: batch_size, temporal, "
+                        "num_clips", source)
     if not config.splits.names and not config.splits.random_unseen:
         raise ZsarError("[splits] needs `names` or `random_unseen` with `random_seeds`", source)
     if config.splits.random_unseen and not config.splits.random_seeds:

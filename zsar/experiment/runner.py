@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import datetime, timezone
 from importlib import resources
@@ -10,14 +9,18 @@ from pathlib import Path
 
 from zsar.class_lists.splits import ZeroShotSplit, load_split, random_split
 from zsar.class_lists.text_files import read_class_names, read_class_texts
+from zsar.datasets.skeleton_datasets import open_skeleton_dataset
+from zsar.datasets.source import SampleSource
 from zsar.datasets.synthetic import SyntheticConfig, synthetic_class_parts, synthetic_source
 from zsar.errors import ZsarError
 from zsar.evaluate.protocol import run_protocol
 from zsar.evaluate.report import run_figures, summarise_head, versions, write_report
 from zsar.experiment.config import ExperimentConfig, load_config
-from zsar.extract.skeleton import extract_skeleton_stats
+from zsar.extract.encoder_training import EncoderTrainConfig, train_skeleton_encoder
+from zsar.extract.skeleton import extract_skeleton_gcn, extract_skeleton_stats
 from zsar.extract.skeleton_stats import ENCODER_NAME, SkeletonStatsConfig, SkeletonStatsEncoder
 from zsar.extract.text import TextEncoder, build_prototypes
+from zsar.features.fingerprint import file_sha256
 from zsar.features.prototypes import ClassPrototypes, save_prototypes
 from zsar.features.reader import FeatureCache
 from zsar.heads.base import build_config
@@ -29,20 +32,43 @@ def builtin_config_path(name: str = "demo") -> Path:
     return Path(str(resources.files("zsar.experiment").joinpath("builtin", f"{name}.toml")))
 
 
-def prepare_features(config: ExperimentConfig, out: Path, progress: bool = True) -> Path:
-    """The feature cache the experiment uses: extracted here for synthetic data (resumable), else given."""
-    if config.data.source == "cache":
+def open_source(config: ExperimentConfig) -> SampleSource | None:
+    """The raw samples the experiment encodes itself (None when it reads a given cache)."""
+    if config.data.source == "synthetic":
+        return synthetic_source(build_config(SyntheticConfig, config.data.synthetic, "[data.synthetic]"))
+    if config.data.source == "skeleton":
+        return open_skeleton_dataset(config.resolve(config.data.dataset), config.data.format, **config.data.options)
+    return None
+
+
+def _stats_encoder(config: ExperimentConfig, source: SampleSource) -> SkeletonStatsEncoder:
+    params = {"layout": source.layout, **config.encoder.params}
+    return SkeletonStatsEncoder(build_config(SkeletonStatsConfig, params, "[encoder.params]"))
+
+
+def prepare_features(config: ExperimentConfig, out: Path, split: ZeroShotSplit, source: SampleSource | None,
+                     progress: bool = True) -> Path:
+    """The feature cache for `split`: given ([data] cache), shared by all splits (an encoder not trained on
+    labels, or a given checkpoint), or from an encoder trained here on the split's seen classes. Every
+    step reuses finished work (caches resume, a finished training run is not repeated)."""
+    if source is None:
         return config.resolve(config.data.cache)
-    if config.encoder.name != ENCODER_NAME:
-        raise ZsarError(f"synthetic data is encoded with {ENCODER_NAME!r}; learned encoders write their own caches "
-                        "(`zsar extract`) and are used with [data] source = 'cache'")
-    synth = build_config(SyntheticConfig, config.data.synthetic, "[data.synthetic]")
-    encoder = SkeletonStatsEncoder(build_config(SkeletonStatsConfig, {"layout": "kinect_v1_20" if synth.joints == 20
-                                                                      else "ntu_25", **config.encoder.params},
-                                                "[encoder.params]"))
-    source = synthetic_source(synth)
-    path = out / "cache" / f"{source.name}__{encoder.name}.h5"
-    return extract_skeleton_stats(source, path, encoder, progress=progress)
+    enc = config.encoder
+    if enc.name == ENCODER_NAME:
+        path = out / "cache" / f"{source.name}__{ENCODER_NAME}.h5"
+        return extract_skeleton_stats(source, path, _stats_encoder(config, source), progress=progress)
+    extract = {"batch_size": 16, **enc.extract}
+    if enc.checkpoint:
+        checkpoint = config.resolve(enc.checkpoint)
+        path = out / "cache" / f"{source.name}__{_safe(checkpoint.stem)}.h5"
+        mm_config = str(config.resolve(enc.mm_config)) if enc.mm_config else None
+        return extract_skeleton_gcn(source, checkpoint, path, device=config.evaluate.device, progress=progress,
+                                    config=mm_config, layout=source.layout, **extract)
+    train_config = build_config(EncoderTrainConfig, {"config": enc.name, **enc.params}, "[encoder.params]")
+    folder = out / "encoders" / _safe(split.name)
+    checkpoint = train_skeleton_encoder(source, split, folder, train_config, config.data.train_split, progress)
+    path = out / "cache" / f"{source.name}__{_safe(split.name)}__{_safe(Path(enc.name).stem)}.h5"
+    return extract_skeleton_gcn(source, checkpoint, path, device=train_config.device, progress=progress, **extract)
 
 
 def prepare_prototypes(config: ExperimentConfig, class_names: list[str], out: Path) -> tuple[ClassPrototypes, Path]:
@@ -81,34 +107,33 @@ def check_leakage(cache: FeatureCache, split: ZeroShotSplit, allow: bool) -> lis
     return leaked
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True) -> dict:
     """Run the whole experiment and write the reports into `out_dir`; returns the report dict."""
     out = Path(out_dir or config.output_dir or Path("runs") / config.name)
     out.mkdir(parents=True, exist_ok=True)
-    cache_path = prepare_features(config, out, progress)
-    cache = FeatureCache(cache_path)
+    source = open_source(config)
+    dataset_names = source.class_names if source is not None else FeatureCache(config.resolve(config.data.cache)
+                                                                                ).class_names
     class_names = read_class_names(config.resolve(config.text.class_names)) if config.text.class_names \
-        else cache.class_names
-    if len(class_names) != len(cache.class_names):
-        raise ZsarError(f"{len(class_names)} class names for a cache with {len(cache.class_names)} classes",
+        else list(dataset_names)
+    if len(class_names) != len(dataset_names):
+        raise ZsarError(f"{len(class_names)} class names for a dataset with {len(dataset_names)} classes",
                         config.resolve(config.text.class_names))
     prototypes, proto_path = prepare_prototypes(config, class_names, out)
     splits = resolve_splits(config, len(class_names))
-    leakage = {s.name: check_leakage(cache, s, config.evaluate.allow_leakage) for s in splits}
-    train = cache.load(config.data.train_split)
-    test = cache.load(config.data.test_split)
     ev = config.evaluate
+    caches, leakage, loaded = {}, {}, {}
+    for split in splits:  # features first (encoders train here), so a leak stops the run before any head
+        cache = FeatureCache(prepare_features(config, out, split, source, progress))
+        caches[split.name] = cache
+        leakage[split.name] = check_leakage(cache, split, ev.allow_leakage)
     runs, figures = [], []
     for spec in config.heads:
         for split in splits:
+            cache = caches[split.name]
+            if cache.path not in loaded:
+                loaded[cache.path] = (cache.load(config.data.train_split), cache.load(config.data.test_split))
+            train, test = loaded[cache.path]
             for seed in config.seeds:
                 log.info("head %s, split %s, seed %d", spec.name, split.name, seed)
                 result = run_protocol(spec.name, spec.params, spec.search, train, test, split, prototypes, seed,
@@ -118,7 +143,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
                 result.predictions.to_csv(run_dir / "predictions.csv", index=False)
                 result.fitted.save(run_dir / "head")
                 runs.append({**result.summary(), "predictions": str(run_dir / "predictions.csv"),
-                             "split_classes": split.to_dict()})
+                             "split_classes": split.to_dict(), "features": str(cache.path)})
                 if not any(t.startswith(f"{spec.name}:") for t, _ in figures):
                     names = [class_names[c] for c in split.unseen]
                     per_class = {class_names[c]: a for c, a in result.zsl_per_class.items()}
@@ -146,9 +171,9 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
         "config": config.to_dict(),
         "versions": versions(),
         "caches": {
-            "features": {"path": str(cache.path), "fingerprint": cache.fingerprint, "encoder": cache.header.encoder,
-                         "config_hash": cache.header.config_hash, "dataset": cache.header.dataset},
-            "prototypes": {"path": str(proto_path), "fingerprint": _sha256_file(proto_path),
+            "features": _cache_record(caches[splits[0].name]),
+            "features_by_split": {name: _cache_record(c) for name, c in caches.items()},
+            "prototypes": {"path": str(proto_path), "fingerprint": file_sha256(proto_path),
                            "text_model": prototypes.text_model, "variant": prototypes.variant},
         },
     }
@@ -156,6 +181,18 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
         del report["gzsl"]
     write_report(out, report, figures)
     return report
+
+
+def _cache_record(cache: FeatureCache) -> dict:
+    h = cache.header
+    record = {"path": str(cache.path), "fingerprint": cache.fingerprint, "encoder": h.encoder,
+              "config_hash": h.config_hash, "dataset": h.dataset, "checkpoint_sha256": h.checkpoint_sha256,
+              "trained_classes": None if h.trained_classes is None else list(h.trained_classes)}
+    training = h.encoder_config.get("training") if isinstance(h.encoder_config, dict) else None
+    if training:
+        record["encoder_training"] = {k: training.get(k) for k in ("seed", "best_epoch", "best_val_acc",
+                                                                    "fit_samples", "val_samples", "options")}
+    return record
 
 
 def run_config_file(path: str | Path, out_dir: str | Path | None = None, progress: bool = True) -> dict:

@@ -1,61 +1,163 @@
-"""Run a skeleton encoder over a sample source into a cache: batched, resumable, failures recorded."""
+"""Run a skeleton encoder over a sample source into a cache: batched, resumable, failures recorded.
+
+Two encoders plug in: the training-free statistics baseline and an mmaction2 graph network from a
+checkpoint (`extract_skeleton_gcn`). Both go through `extract_skeleton`, which asks the cache writer for
+the rows still missing, loads and encodes them in batches and records a sample that fails to load or
+to preprocess as a failed row with the reason, so one bad file never stops the run.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from zsar.datasets.layouts import get_layout
 from zsar.datasets.source import SampleSource
 from zsar.errors import ZsarError
+from zsar.extract.gcn_input import prepare, sample_clips
+from zsar.extract.skeleton_encoder import SkeletonEncoder
 from zsar.extract.skeleton_stats import SkeletonStatsEncoder
+from zsar.features.fingerprint import file_sha256
 from zsar.features.schema import CacheHeader
 from zsar.features.writer import CacheWriter
 
 log = logging.getLogger(__name__)
 
 
-def stats_header(source: SampleSource, encoder: SkeletonStatsEncoder, channels: int = 3) -> CacheHeader:
-    return CacheHeader(
-        dataset=source.name, modality="skeleton", encoder=encoder.name, embedding_dim=encoder.dim(channels),
-        class_names=tuple(source.class_names), dtype="float32", encoder_config=encoder.config.to_dict(),
-        trained_classes=None, preprocessing={"centre": "root joint", "scale": "median root-neck length",
-                                             "align_facing": encoder.config.align_facing},
-        normalisation="none",
-    )
+@dataclass
+class BatchEncoder:
+    """What `extract_skeleton` runs: `prepare(row, keypoints)` per sample (may raise for that sample) and
+    `encode(list of prepared)` -> (embeddings [B, D], logits [B, K] or None, temporal [B, T, D] or None)."""
+
+    header: CacheHeader
+    prepare: Callable[[int, np.ndarray], object]
+    encode: Callable[[list], tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]
 
 
-def extract_skeleton_stats(
-    source: SampleSource,
-    cache_path: str | Path,
-    encoder: SkeletonStatsEncoder | None = None,
-    batch_size: int = 64,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> Path:
-    """Encode every sample of `source` into `cache_path`. A rerun computes only missing rows;
-    a sample that fails to load or encode becomes a failed row with the reason."""
-    encoder = encoder or SkeletonStatsEncoder()
-    header = stats_header(source, encoder)
+def _problem(exc: Exception) -> str:
+    return str(exc.problem if isinstance(exc, ZsarError) else exc)
+
+
+def extract_skeleton(source: SampleSource, cache_path: str | Path, encoder: BatchEncoder, batch_size: int = 64,
+                     overwrite: bool = False, progress: bool = True) -> Path:
+    """Encode every sample of `source` into `cache_path`; a rerun computes only the missing rows."""
     meta = source.metadata.copy()
-    with CacheWriter(cache_path, header, meta, overwrite=overwrite) as writer:
+    with CacheWriter(cache_path, encoder.header, meta, overwrite=overwrite) as writer:
         todo = writer.pending_rows()
         bar = tqdm(total=len(todo), desc=f"extract {source.name}", unit="sample", disable=not progress)
         for start in range(0, len(todo), batch_size):
-            rows, vectors, failed = [], [], []
+            rows, items, failed = [], [], []
             for row in todo[start : start + batch_size].tolist():
                 try:
-                    vectors.append(encoder.encode(source.load(row)))
+                    items.append(encoder.prepare(row, source.load(row)))
                     rows.append(row)
                 except (ZsarError, ValueError, OSError) as exc:
-                    failed.append((row, str(exc.problem if isinstance(exc, ZsarError) else exc)))
+                    failed.append((row, _problem(exc)))
             if rows:
-                writer.write(rows, np.stack(vectors))
+                embeddings, logits, temporal = encoder.encode(items)
+                writer.write(rows, embeddings, logits, temporal)
             for row, message in failed:
                 log.warning("sample %s failed: %s", meta["sample_id"].iloc[row], message)
                 writer.fail([row], message)
             bar.update(len(rows) + len(failed))
         bar.close()
         return writer.finalize()
+
+
+def _first_channels(source: SampleSource) -> int:
+    """Channel count of the data, from the first sample that loads (3 when none does)."""
+    for row in range(len(source)):
+        try:
+            return int(source.load(row).shape[-1])
+        except (ZsarError, ValueError, OSError):
+            continue
+    return 3
+
+
+def stats_encoder(source: SampleSource, encoder: SkeletonStatsEncoder) -> BatchEncoder:
+    channels = _first_channels(source)
+    header = CacheHeader(
+        dataset=source.name, modality="skeleton", encoder=encoder.name, embedding_dim=encoder.dim(channels),
+        class_names=tuple(source.class_names), dtype="float32", encoder_config=encoder.config.to_dict(),
+        trained_classes=None, preprocessing={"centre": "root joint", "scale": "median root-neck length",
+                                             "align_facing": encoder.config.align_facing},
+        normalisation="none",
+    )
+    return BatchEncoder(header, prepare=lambda row, kp: encoder.encode(kp),
+                        encode=lambda items: (np.stack(items), None, None))
+
+
+def extract_skeleton_stats(source: SampleSource, cache_path: str | Path, encoder: SkeletonStatsEncoder | None = None,
+                           batch_size: int = 64, overwrite: bool = False, progress: bool = True) -> Path:
+    """The training-free statistics baseline over every sample."""
+    return extract_skeleton(source, cache_path, stats_encoder(source, encoder or SkeletonStatsEncoder()),
+                            batch_size, overwrite, progress)
+
+
+def _map_classes(spec_names, target_names, classes) -> tuple[int, ...] | None:
+    """Classes of the encoder's label space as labels of the dataset's, by name; None if any has no match."""
+    if tuple(spec_names) == tuple(target_names):
+        return tuple(int(c) for c in classes)
+    index = {name: i for i, name in enumerate(target_names)}
+    mapped = [index.get(spec_names[c]) for c in classes]
+    return None if any(m is None for m in mapped) else tuple(mapped)
+
+
+def gcn_encoder(source: SampleSource, encoder: SkeletonEncoder, checkpoint: str | Path | None = None,
+                temporal: bool = False, num_clips: int = 1) -> BatchEncoder:
+    spec = encoder.spec
+    if source.layout != spec.layout:
+        raise ZsarError(f"the encoder was built for layout {spec.layout!r} but dataset {source.name!r} is "
+                        f"{source.layout!r}")
+    layout = get_layout(spec.layout)
+    probe = np.zeros((1, num_clips, spec.input.num_person, spec.input.clip_len, layout.num_joints,
+                      spec.input.channels(spec.data_channels)), np.float32)
+    temporal_length = encoder.features(probe)[2].shape[1] if temporal else None
+    trained = _map_classes(spec.class_names, source.class_names, spec.trained_classes)
+    if trained is None:  # the leakage audit must still see every class it was trained on
+        trained_names = {spec.class_names[c] for c in spec.trained_classes}
+        trained = tuple(i for i, n in enumerate(source.class_names) if n in trained_names)
+        logit_classes = None
+        log.warning("the encoder's classes are not all in %s: its logits are not stored", source.name)
+    else:
+        logit_classes = trained
+    record = {k: v for k, v in spec.to_dict().items() if k != "training"}
+    record["training"] = {k: v for k, v in spec.training.items() if k not in ("log", "skipped")}
+    header = CacheHeader(
+        dataset=source.name, modality="skeleton", encoder=spec.name, embedding_dim=encoder.embedding_dim,
+        class_names=tuple(source.class_names), dtype="float32",
+        encoder_config={**record, "num_clips": num_clips, "temporal": temporal},
+        checkpoint_sha256=file_sha256(checkpoint) if checkpoint else None, trained_classes=trained,
+        logit_classes=logit_classes, temporal_length=temporal_length,
+        preprocessing={"layout": spec.layout, **spec.input.to_dict(), "num_clips": num_clips,
+                       "pipeline": "mmaction2 GCN pipeline (normalise, features, uniform sampling, test mode)"},
+        normalisation="none",
+    )
+    meta = source.metadata
+    shapes = meta["img_shape"].tolist() if "img_shape" in meta else None
+
+    def prepare_row(row: int, kp: np.ndarray) -> np.ndarray:
+        if kp.shape[-1] != spec.data_channels:
+            raise ZsarError(f"{kp.shape[-1]} channels per joint; the encoder takes {spec.data_channels}")
+        return sample_clips(prepare(kp, layout, spec.input, shapes[row] if shapes else None), spec.input,
+                            num_clips=num_clips)
+
+    def encode(items: list) -> tuple:
+        pooled, logits, steps = encoder.features(np.stack(items))
+        return pooled, logits if logit_classes is not None else None, steps if temporal else None
+
+    return BatchEncoder(header, prepare_row, encode)
+
+
+def extract_skeleton_gcn(source: SampleSource, checkpoint: str | Path, cache_path: str | Path, batch_size: int = 16,
+                         device: str = "cpu", temporal: bool = False, num_clips: int = 1, overwrite: bool = False,
+                         progress: bool = True, **load_options) -> Path:
+    """Embeddings, seen-class logits and optional per-time-step features of a trained graph network."""
+    encoder = SkeletonEncoder.load(checkpoint, device, class_names=source.class_names, **load_options)
+    return extract_skeleton(source, cache_path, gcn_encoder(source, encoder, checkpoint, temporal, num_clips),
+                            batch_size, overwrite, progress)

@@ -1,4 +1,4 @@
-"""Content fingerprint of a cache: a sha256 over identity, row order, status and every stored array."""
+"""Fingerprints: of a cache's content (identity, row order, status, every stored array) and of any file."""
 
 from __future__ import annotations
 
@@ -25,4 +25,13 @@ def compute_fingerprint(h5: h5py.File, identity: dict) -> str:
         digest.update(f"{name}{data.shape}{data.dtype}".encode())
         for start in range(0, data.shape[0], _CHUNK_ROWS):
             digest.update(np.ascontiguousarray(data[start : start + _CHUNK_ROWS]).tobytes())
+    return digest.hexdigest()
+
+
+def file_sha256(path) -> str:
+    """sha256 of a file's bytes (checkpoints, prototype files)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
     return digest.hexdigest()

@@ -2,12 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= cpu,text,dev
+EXTRAS ?= cpu,text,mm,dev
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench clean nw-ucla
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/cache_io.py
 	$(BIN)/python benchmarks/prototype_search.py
+	$(BIN)/python benchmarks/skeleton_extract.py
+
+# The real-data worked example (needs NW-UCLA at ../shared/datasets/nw-ucla/all_sqe, or edit the config)
+nw-ucla: $(BIN)/.installed
+	$(BIN)/zsar run experiments/nw_ucla_zsl.toml --out runs/nw_ucla_zsl
 
 clean:
 	rm -rf $(VENV) runs

@@ -33,3 +33,43 @@ def synthetic_cache(tmp_path_factory) -> Path:
 
     source = synthetic_source(SyntheticConfig(num_subjects=6, repetitions=3, test_subjects=2))
     return extract_skeleton_stats(source, tmp_path_factory.mktemp("syn") / "cache.h5", progress=False)
+
+
+# A small ST-GCN (4 stages, 16 -> 32 channels) so that training tests take seconds on a CPU.
+TINY_STGCN = '''
+model = dict(
+    type="RecognizerGCN",
+    backbone=dict(type="STGCN", graph_cfg=dict(layout="nturgb+d", mode="stgcn_spatial"), base_channels=16,
+                  num_stages=4, inflate_stages=[3], down_stages=[3]),
+    cls_head=dict(type="GCNHead", num_classes=60, in_channels=32))
+val_pipeline = [
+    dict(type="PreNormalize3D"),
+    dict(type="GenSkeFeat", dataset="nturgb+d", feats=["j"]),
+    dict(type="UniformSampleFrames", clip_len=16, num_clips=1, test_mode=True),
+    dict(type="PoseDecode"),
+    dict(type="FormatGCNInput", num_person=2),
+    dict(type="PackActionInputs"),
+]
+'''
+
+
+@pytest.fixture(scope="session")
+def tiny_stgcn_config(tmp_path_factory) -> Path:
+    pytest.importorskip("mmaction")
+    path = tmp_path_factory.mktemp("cfg") / "tiny_stgcn.py"
+    path.write_text(TINY_STGCN)
+    return path
+
+
+@pytest.fixture(scope="session")
+def ucla_small(shared):
+    """60 real NW-UCLA samples: per class 4 from the training views and 2 from the test view."""
+    from zsar.datasets.nw_ucla import nw_ucla_source
+
+    source = nw_ucla_source(shared / "datasets" / "nw-ucla" / "all_sqe")
+    meta = source.metadata
+    rows = []
+    for label in range(10):
+        for split, count in (("train", 4), ("test", 2)):
+            rows += meta.index[(meta["label"] == label) & (meta["split"] == split)][:count].tolist()
+    return source.subset(rows)

@@ -101,3 +101,27 @@ def test_import_info_and_bad_inputs(tmp_path):
     (tmp_path / "broken.toml").write_text(broken_toml)
     broken = zsar("run", str(tmp_path / "broken.toml"))
     assert broken.returncode == 1 and "broken.toml" in broken.stderr and "unknown keys ['foo']" in broken.stderr
+
+
+@pytest.mark.slow
+def test_encoder_train_then_extract_skeleton(tmp_path, ucla_small, tiny_stgcn_config):
+    import shutil
+
+    data = tmp_path / "ucla"
+    data.mkdir()
+    for path in ucla_small.metadata["source"]:
+        shutil.copy(path, data)
+    (tmp_path / "split.toml").write_text("num_classes = 10\nunseen = [4, 5]\n")
+    trained = zsar("encoder", "train", str(data), "--split", str(tmp_path / "split.toml"), "--out",
+                   str(tmp_path / "enc"), "--config", str(tiny_stgcn_config), "--epochs", "1", "--frames", "16")
+    assert trained.returncode == 0, trained.stderr
+    assert "8 seen classes" in trained.stdout
+    extracted = zsar("extract", "skeleton", str(data), "--checkpoint", str(tmp_path / "enc" / "best.pth"),
+                     "--out", str(tmp_path / "c.h5"), "--temporal")
+    assert extracted.returncode == 0, extracted.stderr
+    header = FeatureCache(tmp_path / "c.h5").header
+    assert header.trained_classes == (0, 1, 2, 3, 6, 7, 8, 9) and header.temporal_length == 4
+    stats = zsar("extract", "skeleton", str(data), "--out", str(tmp_path / "s.h5"))
+    assert stats.returncode == 0 and FeatureCache(tmp_path / "s.h5").header.trained_classes is None
+    missing = zsar("extract", "skeleton", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.h5"))
+    assert missing.returncode == 1 and "nowhere" in missing.stderr and "not found" in missing.stderr

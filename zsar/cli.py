@@ -15,7 +15,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Zero-shot ac
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect and create feature caches.")
 text_app = typer.Typer(no_args_is_help=True, help="Class text prototypes.")
 splits_app = typer.Typer(no_args_is_help=True, help="Zero-shot class splits.")
+encoder_app = typer.Typer(no_args_is_help=True, help="Train skeleton encoders on seen classes.")
+extract_app = typer.Typer(no_args_is_help=True, help="Run encoders over a dataset into a feature cache.")
 app.add_typer(cache_app, name="cache")
+app.add_typer(encoder_app, name="encoder")
+app.add_typer(extract_app, name="extract")
 app.add_typer(text_app, name="text")
 app.add_typer(splits_app, name="splits")
 
@@ -37,12 +41,19 @@ def _print_summary(report: dict, out: Path) -> None:
 
 @app.command()
 def run(config: Path = typer.Argument(..., help="Experiment TOML file."),
-        out: Path = typer.Option(None, help="Output folder (default: config output_dir or runs/<name>).")) -> None:
+        out: Path = typer.Option(None, help="Output folder (default: config output_dir or runs/<name>)."),
+        allow_leakage: bool = typer.Option(False, "--allow-leakage",
+                                           help="Evaluate even if the encoder was trained on unseen classes "
+                                                "(the report says so).")) -> None:
     """Run an experiment described in a TOML file and write its report."""
+    from dataclasses import replace
+
     from zsar.experiment.config import load_config
     from zsar.experiment.runner import run_experiment
 
     cfg = load_config(config)
+    if allow_leakage:
+        cfg = replace(cfg, evaluate=replace(cfg.evaluate, allow_leakage=True))
     out = out or Path(cfg.output_dir or Path("runs") / cfg.name)
     _print_summary(run_experiment(cfg, out), out)
 
@@ -135,6 +146,83 @@ def splits_random(num_classes: int, num_unseen: int, seed: int = typer.Option(0)
 
     split = random_split(num_classes, num_unseen, seed).to_dict()
     typer.echo(json.dumps({k: split[k] for k in ("name", "num_classes", "unseen", "validation_unseen")}, indent=2))
+
+
+def _loader_options(items: list[str] | None) -> dict:
+    """`key=value` pairs for a dataset loader; integers and true/false are converted."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ZsarError(f"loader option {item!r} must look like key=value")
+        out[key.strip()] = int(value) if value.strip().isdigit() else \
+            {"true": True, "false": False}.get(value.strip().lower(), value.strip())
+    return out
+
+
+_DATASET_HELP = "Skeleton dataset: NW-UCLA JSON folder, NTU .skeleton folder, or mmaction2/pyskl pickle."
+_FORMAT_HELP = "auto | nw_ucla | ntu | pickle"
+_OPTION_HELP = "Loader option key=value (repeatable), e.g. benchmark=xview, class_names=ntu60, layout=coco_17."
+
+
+@encoder_app.command("train")
+def encoder_train(
+    dataset: Path = typer.Argument(..., help=_DATASET_HELP),
+    split: str = typer.Option(..., help="Zero-shot split (standard name or file): the encoder sees its seen classes."),
+    out: Path = typer.Option(..., help="Folder for best.pth, last.pth (resume) and train_log.json."),
+    config: str = typer.Option("stgcn", help="stgcn | stgcnpp | stgcn-2d | stgcnpp-2d | an mmaction2 config file."),
+    epochs: int = typer.Option(16),
+    batch_size: int = typer.Option(16),
+    lr: float = typer.Option(None, help="Default: 0.1 per 128 samples, scaled to the batch size."),
+    frames: int = typer.Option(None, help="Frames per clip (default: the config's)."),
+    num_person: int = typer.Option(None, help="Bodies per sample (default: as many as the data has, at most 2)."),
+    val_fraction: float = typer.Option(0.1, help="Seen training samples held out to pick the best epoch."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
+    seed: int = typer.Option(0),
+    train_split: str = typer.Option("train", help="Sample split to train on."),
+    format: str = typer.Option("auto", help=_FORMAT_HELP),
+    option: list[str] = typer.Option(None, help=_OPTION_HELP),
+) -> None:
+    """Train an mmaction2 skeleton recognizer on the seen classes of a zero-shot split only."""
+    from zsar.class_lists.splits import load_split
+    from zsar.datasets.skeleton_datasets import open_skeleton_dataset
+    from zsar.extract.encoder_training import EncoderTrainConfig, train_skeleton_encoder
+
+    source = open_skeleton_dataset(dataset, format, **_loader_options(option))
+    zs = load_split(split, num_classes=len(source.class_names))
+    options = EncoderTrainConfig(config=config, epochs=epochs, batch_size=batch_size, lr=lr, frames=frames,
+                                 num_person=num_person, val_fraction=val_fraction, device=device, seed=seed)
+    path = train_skeleton_encoder(source, zs, out, options, train_split)
+    typer.echo(f"wrote {path} (trained on {len(zs.seen)} seen classes of {zs.name})")
+
+
+@extract_app.command("skeleton")
+def extract_skeleton_cmd(
+    dataset: Path = typer.Argument(..., help=_DATASET_HELP),
+    out: Path = typer.Option(..., help="Cache file to write (.h5); an interrupted run resumes."),
+    checkpoint: Path = typer.Option(None, help="Trained encoder (zsar or mmaction2 checkpoint). "
+                                    "Without it: the training-free skeleton statistics."),
+    mm_config: str = typer.Option(None, help="mmaction2 config of a checkpoint not written by zsar."),
+    batch_size: int = typer.Option(16),
+    device: str = typer.Option("cpu"),
+    temporal: bool = typer.Option(False, help="Also store per-time-step features."),
+    num_clips: int = typer.Option(1, help="Clips per sample, averaged."),
+    overwrite: bool = typer.Option(False, help="Replace an existing cache (kept until the new one is complete)."),
+    format: str = typer.Option("auto", help=_FORMAT_HELP),
+    option: list[str] = typer.Option(None, help=_OPTION_HELP),
+) -> None:
+    """Embeddings (+ seen-class logits) of every sample into a feature cache."""
+    from zsar.datasets.skeleton_datasets import open_skeleton_dataset
+    from zsar.extract.skeleton import extract_skeleton_gcn, extract_skeleton_stats
+    from zsar.features.info import cache_summary, format_summary
+
+    source = open_skeleton_dataset(dataset, format, **_loader_options(option))
+    if checkpoint is None:
+        path = extract_skeleton_stats(source, out, batch_size=batch_size, overwrite=overwrite)
+    else:
+        path = extract_skeleton_gcn(source, checkpoint, out, batch_size, device, temporal, num_clips, overwrite,
+                                    config=mm_config, layout=source.layout)
+    typer.echo(format_summary(cache_summary(path)))
 
 
 def main() -> None:

@@ -23,3 +23,10 @@ class SampleSource:
 
     def __len__(self) -> int:
         return len(self.metadata)
+
+    def subset(self, rows) -> SampleSource:
+        """The samples at `rows` (positions), in that order, as a source of their own."""
+        rows = [int(r) for r in rows]
+        meta = self.metadata.iloc[rows].reset_index(drop=True)
+        return SampleSource(self.name, self.class_names, meta, lambda i: self.load(rows[i]), self.modality,
+                            self.layout)

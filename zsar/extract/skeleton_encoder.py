@@ -109,7 +109,9 @@ class SkeletonEncoder:
 
     def init_weights(self) -> None:
         """mmengine's weight initialisation (what its Runner does before training), without its log lines."""
-        logger = logging.getLogger("mmengine")
+        from mmengine.logging import MMLogger
+
+        logger = MMLogger.get_current_instance()
         level = logger.level
         logger.setLevel(logging.WARNING)
         try:

@@ -120,7 +120,7 @@ def test_encoder_train_then_extract_skeleton(tmp_path, ucla_small, tiny_stgcn_co
                      "--out", str(tmp_path / "c.h5"), "--temporal")
     assert extracted.returncode == 0, extracted.stderr
     header = FeatureCache(tmp_path / "c.h5").header
-    assert header.trained_classes == (0, 1, 2, 3, 6, 7, 8, 9) and header.temporal_length == 4
+    assert header.trained_classes == (0, 1, 2, 3, 6, 7, 8, 9) and header.temporal_length == 8
     stats = zsar("extract", "skeleton", str(data), "--out", str(tmp_path / "s.h5"))
     assert stats.returncode == 0 and FeatureCache(tmp_path / "s.h5").header.trained_classes is None
     missing = zsar("extract", "skeleton", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.h5"))

@@ -70,10 +70,22 @@ def markdown(report: dict) -> str:
         lines.append(f"| {r['head']} | {r['split']} | {r['seed']} | `{json.dumps(r['params'])}` | "
                      f"{r['zsl']['top1']:.2f} | {h} |")
     lines += ["", "## Caches", ""]
-    for role, c in report["caches"].items():
-        lines.append(f"- {role}: `{c['path']}` fingerprint `{c['fingerprint']}`")
+    for role, c in cache_entries(report):
+        trained = c.get("trained_classes")
+        lines.append(f"- {role}: `{c['path']}` fingerprint `{c['fingerprint']}`"
+                     + (f", encoder trained on classes {trained}" if trained is not None else ""))
     lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in report["versions"].items()), ""]
     return "\n".join(lines)
+
+
+def cache_entries(report: dict) -> list[tuple[str, dict]]:
+    """(role, record) of every cache the report used; one line per split when splits had their own caches."""
+    caches = dict(report["caches"])
+    by_split = caches.pop("features_by_split", None)
+    if by_split and len({c["path"] for c in by_split.values()}) > 1:
+        caches.pop("features")
+        caches.update({f"features ({split})": c for split, c in by_split.items()})
+    return list(caches.items())
 
 
 def html_report(report: dict, figures: list[tuple[str, str]]) -> str:
@@ -93,7 +105,7 @@ def html_report(report: dict, figures: list[tuple[str, str]]) -> str:
     p = report["protocol"]
     protocol = "".join(f"<li>{html.escape(k.replace('_', ' '))}: {html.escape(str(v))}</li>" for k, v in p.items())
     caches = "".join(f"<li>{html.escape(role)}: <code>{html.escape(c['path'])}</code> fingerprint "
-                     f"<code>{html.escape(c['fingerprint'])}</code></li>" for role, c in report["caches"].items())
+                     f"<code>{html.escape(c['fingerprint'])}</code></li>" for role, c in cache_entries(report))
     figs = "".join(f"<figure><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'>"
                    f"<figcaption>{html.escape(t)}</figcaption></figure>" for t, b in figures)
     style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"

@@ -65,9 +65,9 @@ def prepare_features(config: ExperimentConfig, out: Path, split: ZeroShotSplit, 
         return extract_skeleton_gcn(source, checkpoint, path, device=config.evaluate.device, progress=progress,
                                     config=mm_config, layout=source.layout, **extract)
     train_config = build_config(EncoderTrainConfig, {"config": enc.name, **enc.params}, "[encoder.params]")
-    folder = out / "encoders" / _safe(split.name)
+    folder = out / "encoders" / split_tag(split)
     checkpoint = train_skeleton_encoder(source, split, folder, train_config, config.data.train_split, progress)
-    path = out / "cache" / f"{source.name}__{_safe(split.name)}__{_safe(Path(enc.name).stem)}.h5"
+    path = out / "cache" / f"{source.name}__{split_tag(split)}__{_safe(Path(enc.name).stem)}.h5"
     return extract_skeleton_gcn(source, checkpoint, path, device=train_config.device, progress=progress, **extract)
 
 
@@ -138,7 +138,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
                 log.info("head %s, split %s, seed %d", spec.name, split.name, seed)
                 result = run_protocol(spec.name, spec.params, spec.search, train, test, split, prototypes, seed,
                                       ev.gzsl, ev.top_k, ev.search_backend, ev.device)
-                run_dir = out / "runs" / spec.name / f"{_safe(split.name)}__seed{seed}"
+                run_dir = out / "runs" / spec.name / f"{split_tag(split)}__seed{seed}"
                 run_dir.mkdir(parents=True, exist_ok=True)
                 result.predictions.to_csv(run_dir / "predictions.csv", index=False)
                 result.fitted.save(run_dir / "head")
@@ -202,6 +202,12 @@ def run_config_file(path: str | Path, out_dir: str | Path | None = None, progres
 def run_demo(out_dir: str | Path = "runs/demo", progress: bool = True) -> dict:
     """The built-in experiment on the built-in synthetic data."""
     return run_config_file(builtin_config_path("demo"), out_dir, progress)
+
+
+def split_tag(split: ZeroShotSplit) -> str:
+    """A short folder-safe name: a split file's stem, or the split's name."""
+    name = Path(split.name).stem if split.name.endswith((".toml", ".json")) else split.name
+    return _safe(name)
 
 
 def _safe(name: str) -> str:

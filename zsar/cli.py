@@ -170,7 +170,7 @@ def encoder_train(
     dataset: Path = typer.Argument(..., help=_DATASET_HELP),
     split: str = typer.Option(..., help="Zero-shot split (standard name or file): the encoder sees its seen classes."),
     out: Path = typer.Option(..., help="Folder for best.pth, last.pth (resume) and train_log.json."),
-    config: str = typer.Option("stgcn", help="stgcn | stgcnpp | stgcn-2d | stgcnpp-2d | an mmaction2 config file."),
+    config: str = typer.Option("stgcn", help="stgcn | stgcnpp | stgcn-2d | stgcnpp-2d | posec3d | a config file."),
     epochs: int = typer.Option(16),
     batch_size: int = typer.Option(16),
     lr: float = typer.Option(None, help="Default: 0.1 per 128 samples, scaled to the batch size."),

@@ -1,4 +1,4 @@
-"""Seen-only training of an mmaction2 skeleton recognizer on a zero-shot split.
+"""Seen-only training of an mmaction2 skeleton recognizer (ST-GCN, ST-GCN++, PoseC3D) on a zero-shot split.
 
 Only samples of the training split whose class is *seen* are loaded; unseen classes never reach the
 network. A seeded, class-stratified part of those samples is held out for validation, and the weights
@@ -25,7 +25,6 @@ from zsar.class_lists.splits import ZeroShotSplit
 from zsar.datasets.layouts import get_layout
 from zsar.datasets.source import SampleSource
 from zsar.errors import ZsarError
-from zsar.extract.gcn_input import prepare, sample_clips
 from zsar.extract.skeleton_encoder import SkeletonEncoder, make_spec
 from zsar.features.schema import config_hash
 
@@ -34,7 +33,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EncoderTrainConfig:
-    config: str = "stgcn"  # short name (stgcn, stgcnpp, ...), a path inside mmaction2's configs, or a file
+    config: str = "stgcn"  # short name (stgcn, stgcnpp, posec3d, ...), a path inside mmaction2's configs, or a file
     epochs: int = 16
     batch_size: int = 16
     lr: float | None = None  # None: mmaction2's 0.1 per 128 samples, scaled linearly to batch_size
@@ -108,7 +107,7 @@ def _load_rows(source: SampleSource, rows: np.ndarray, progress: bool):
 
 
 def _batch(prepared: list, positions: np.ndarray, encoder: SkeletonEncoder, rng) -> torch.Tensor:
-    clips = [sample_clips(prepared[p], encoder.spec.input, rng)[0] for p in positions]
+    clips = [encoder.train_clip(prepared[p], rng) for p in positions]
     return torch.from_numpy(np.stack(clips)).to(encoder.device)
 
 
@@ -118,7 +117,7 @@ def evaluate_accuracy(encoder: SkeletonEncoder, prepared: list, targets: np.ndar
     correct = 0
     for start in range(0, len(positions), batch_size):
         chunk = positions[start : start + batch_size]
-        clips = np.stack([sample_clips(prepared[p], encoder.spec.input) for p in chunk])
+        clips = np.stack([encoder.test_clips(prepared[p]) for p in chunk])
         _, logits, _ = encoder.features(clips)
         correct += int((logits.argmax(1) == targets[chunk]).sum())
     return correct / max(len(positions), 1)
@@ -159,13 +158,12 @@ def train_skeleton_encoder(source: SampleSource, split: ZeroShotSplit, out_dir: 
         persons = min(spec.input.num_person, max(kp.shape[0] for kp in data))
         spec = replace(spec, input=replace(spec.input, num_person=persons))
     shapes = meta["img_shape"].to_numpy()[rows] if "img_shape" in meta else [None] * len(rows)
-    prepared = [prepare(kp, layout, spec.input, shape) for kp, shape in zip(data, shapes)]
+    torch.manual_seed(config.seed)
+    encoder = SkeletonEncoder(spec, config.device)
+    prepared = [encoder.prepare(kp, shape) for kp, shape in zip(data, shapes)]
     del data
     targets = np.searchsorted(trained, labels)
     fit, val = stratified_holdout(labels, config.val_fraction, config.seed)
-
-    torch.manual_seed(config.seed)
-    encoder = SkeletonEncoder(spec, config.device)
     encoder.init_weights()
     net = encoder.network
     optimiser = torch.optim.SGD(net.parameters(), lr=config.learning_rate, momentum=config.momentum, nesterov=True,

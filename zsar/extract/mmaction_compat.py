@@ -19,6 +19,7 @@ BUILTIN_CONFIGS = {
     "stgcnpp": "skeleton/stgcnpp/stgcnpp_8xb16-joint-u100-80e_ntu60-xsub-keypoint-3d.py",
     "stgcn-2d": "skeleton/stgcn/stgcn_8xb16-joint-u100-80e_ntu60-xsub-keypoint-2d.py",
     "stgcnpp-2d": "skeleton/stgcnpp/stgcnpp_8xb16-joint-u100-80e_ntu60-xsub-keypoint-2d.py",
+    "posec3d": "skeleton/posec3d/slowonly_r50_8xb16-u48-240e_ntu60-xsub-keypoint.py",  # 2-D COCO-17 keypoints
 }
 
 
@@ -44,6 +45,12 @@ def import_mmaction():
     # packages zsar does not install; switch that off.
     dependency.WITH_MULTIMODAL = False
     # Patch 4 (setuptools<81 for pkg_resources) is a pin; configs are loaded by file path here anyway.
+    # Patch 5: mmaction2's pose transforms (PoseCompact, used by PoseC3D) use `np.Inf`, which numpy 2 removed;
+    # restore the alias (the same value as `np.inf`).
+    import numpy
+
+    if "Inf" not in numpy.__dict__:
+        numpy.Inf = numpy.inf
     from mmaction.utils import register_all_modules
 
     register_all_modules(init_default_scope=True)

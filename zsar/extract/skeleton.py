@@ -19,7 +19,6 @@ from tqdm.auto import tqdm
 from zsar.datasets.layouts import get_layout
 from zsar.datasets.source import SampleSource
 from zsar.errors import ZsarError
-from zsar.extract.gcn_input import prepare, sample_clips
 from zsar.extract.skeleton_encoder import SkeletonEncoder
 from zsar.extract.skeleton_stats import SkeletonStatsEncoder
 from zsar.features.fingerprint import file_sha256
@@ -115,9 +114,12 @@ def gcn_encoder(source: SampleSource, encoder: SkeletonEncoder, checkpoint: str 
         raise ZsarError(f"the encoder was built for layout {spec.layout!r} but dataset {source.name!r} is "
                         f"{source.layout!r}")
     layout = get_layout(spec.layout)
-    probe = np.zeros((1, num_clips, spec.input.num_person, spec.input.clip_len, layout.num_joints,
-                      spec.input.channels(spec.data_channels)), np.float32)
-    temporal_length = encoder.features(probe)[2].shape[1] if temporal else None
+    temporal_length = None
+    if temporal:  # the network's time resolution, from one sample's worth of input
+        probe = np.zeros((1, spec.input.clip_len, layout.num_joints, spec.data_channels), np.float32)
+        probe[..., :2] = np.linspace(1, 2, layout.num_joints)[None, None, :, None]
+        probe[..., 2:] = 1
+        temporal_length = encoder.features(encoder.test_clips(encoder.prepare(probe, (4, 4)), 1)[None])[2].shape[1]
     trained = _map_classes(spec.class_names, source.class_names, spec.trained_classes)
     if trained is None:  # the leakage audit must still see every class it was trained on
         trained_names = {spec.class_names[c] for c in spec.trained_classes}
@@ -135,17 +137,15 @@ def gcn_encoder(source: SampleSource, encoder: SkeletonEncoder, checkpoint: str 
         checkpoint_sha256=file_sha256(checkpoint) if checkpoint else None, trained_classes=trained,
         logit_classes=logit_classes, temporal_length=temporal_length,
         preprocessing={"layout": spec.layout, **spec.input.to_dict(), "num_clips": num_clips,
-                       "pipeline": "mmaction2 GCN pipeline (normalise, features, uniform sampling, test mode)"},
+                       "pipeline": "mmaction2 GCN pipeline (normalise, features, uniform sampling, test mode)"
+                       if spec.family == "gcn" else "mmaction2 pose heatmap pipeline (config's test steps)"},
         normalisation="none",
     )
     meta = source.metadata
     shapes = meta["img_shape"].tolist() if "img_shape" in meta else None
 
     def prepare_row(row: int, kp: np.ndarray) -> np.ndarray:
-        if kp.shape[-1] != spec.data_channels:
-            raise ZsarError(f"{kp.shape[-1]} channels per joint; the encoder takes {spec.data_channels}")
-        return sample_clips(prepare(kp, layout, spec.input, shapes[row] if shapes else None), spec.input,
-                            num_clips=num_clips)
+        return encoder.test_clips(encoder.prepare(kp, shapes[row] if shapes else None), num_clips)
 
     def encode(items: list) -> tuple:
         pooled, logits, steps = encoder.features(np.stack(items))

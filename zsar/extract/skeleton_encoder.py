@@ -1,10 +1,11 @@
-"""A graph-network skeleton encoder from mmaction2 (ST-GCN, ST-GCN++, ...) with what it needs to run.
+"""A skeleton encoder from mmaction2 with what it needs to run: graph networks (ST-GCN, ST-GCN++) and
+heatmap-volume 3-D CNNs (PoseC3D).
 
-The network is an mmaction2 `RecognizerGCN` built from a config shipped with mmaction2 (or a user's), with
-the graph, input channels and class count set for the data. Embedding = the backbone output averaged
-over joints, time and bodies (the input of the classification layer, 256-d for ST-GCN); logits = the
-classification layer's scores for the classes it was trained on; temporal features = the backbone output
-averaged over joints and bodies, one vector per (down-sampled) time step.
+The network is an mmaction2 recognizer built from a config shipped with mmaction2 (or a user's), with the
+graph / input channels and class count set for the data. Embedding = the backbone output averaged over
+everything but channels (the input of the classification layer: 256-d for ST-GCN, 512-d for PoseC3D);
+logits = the classification layer's scores for the classes it was trained on; temporal features = the
+backbone output averaged over joints/space and bodies, one vector per (down-sampled) time step.
 
 Checkpoints are mmengine-style dicts (`state_dict`, `meta`), so mmaction2 tools can load the weights;
 `meta["zsar"]` records the config, layout, input, class set, split and seed the encoder was trained with.
@@ -24,10 +25,12 @@ import torch
 from zsar.atomic import atomic_target
 from zsar.datasets.layouts import get_layout
 from zsar.errors import ZsarError
-from zsar.extract.gcn_input import GCNInputConfig
+from zsar.extract.gcn_input import GCNInputConfig, prepare, sample_clips
+from zsar.extract.heatmap_input import HeatmapPipeline, heatmap_sample, pipeline_steps
 from zsar.extract.mmaction_compat import build_model, load_config
 
 GCN_RECOGNIZERS = ("RecognizerGCN",)
+HEATMAP_RECOGNIZERS = ("Recognizer3D",)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,11 @@ class SkeletonEncoderSpec:
     class_names: tuple[str, ...]  # the dataset's whole label space
     trained_classes: tuple[int, ...]  # global labels of the logits, in order: the classes seen in training
     training: dict = field(default_factory=dict)  # split, seed, options, validation accuracy
+    pipelines: dict | None = None  # heatmap recognizers: mmaction2 steps {"train": [...], "test": [...]}
+
+    @property
+    def family(self) -> str:
+        return "heatmap" if self.pipelines is not None else "gcn"
 
     @property
     def name(self) -> str:
@@ -51,14 +59,14 @@ class SkeletonEncoderSpec:
         return {"config": self.config, "model": self.model, "layout": self.layout,
                 "data_channels": self.data_channels, "input": self.input.to_dict(),
                 "class_names": list(self.class_names), "trained_classes": list(self.trained_classes),
-                "training": self.training}
+                "training": self.training, "pipelines": self.pipelines}
 
     @classmethod
     def from_dict(cls, data: dict) -> SkeletonEncoderSpec:
         return cls(config=data["config"], model=data["model"], layout=data["layout"],
                    data_channels=int(data["data_channels"]), input=GCNInputConfig.from_dict(data["input"]),
                    class_names=tuple(data["class_names"]), trained_classes=tuple(data["trained_classes"]),
-                   training=data.get("training", {}))
+                   training=data.get("training", {}), pipelines=data.get("pipelines"))
 
 
 def _pipeline_step(cfg, step_type: str) -> dict | None:
@@ -86,17 +94,27 @@ def make_spec(config: str, layout: str, data_channels: int, class_names, trained
     """A spec for a new network: the config's model with the graph, channels and classes set for the data."""
     cfg = load_config(config)
     model = cfg.model.to_dict()
-    if model.get("type") not in GCN_RECOGNIZERS:
-        raise ZsarError(f"config {config!r} builds a {model.get('type')}; zsar trains and extracts graph-network "
-                        f"skeleton recognizers ({', '.join(GCN_RECOGNIZERS)}: ST-GCN, ST-GCN++, ...)")
     lay = get_layout(layout)
     inp = input_from_config(cfg, **input_overrides)
-    model["backbone"]["graph_cfg"] = {**model["backbone"].get("graph_cfg", {}), "layout": lay.mmaction_graph()}
-    model["backbone"]["in_channels"] = inp.channels(data_channels)
     model["backbone"].pop("pretrained", None)
     model["cls_head"]["num_classes"] = len(trained_classes)
+    pipelines = None
+    if model.get("type") in GCN_RECOGNIZERS:
+        model["backbone"]["graph_cfg"] = {**model["backbone"].get("graph_cfg", {}), "layout": lay.mmaction_graph()}
+        model["backbone"]["in_channels"] = inp.channels(data_channels)
+    elif model.get("type") in HEATMAP_RECOGNIZERS and _pipeline_step(cfg, "GeneratePoseTarget") is not None:
+        target = _pipeline_step(cfg, "GeneratePoseTarget")
+        if target.get("with_limb") or not target.get("with_kp", True):
+            raise ZsarError(f"config {config!r} builds limb heatmaps; zsar builds joint heatmaps (with_kp only)")
+        model["backbone"]["in_channels"] = lay.num_joints
+        pipelines = {"train": [dict(s) for s in cfg.train_pipeline], "test": [dict(s) for s in cfg.val_pipeline]}
+    else:
+        raise ZsarError(f"config {config!r} builds a {model.get('type')}; zsar's skeleton encoders are graph networks "
+                        f"({', '.join(GCN_RECOGNIZERS)}: ST-GCN, ST-GCN++) and pose heatmap 3-D CNNs "
+                        f"({', '.join(HEATMAP_RECOGNIZERS)} with GeneratePoseTarget: PoseC3D)")
     return SkeletonEncoderSpec(config=str(config), model=model, layout=layout, data_channels=data_channels, input=inp,
-                               class_names=tuple(class_names), trained_classes=tuple(int(c) for c in trained_classes))
+                               class_names=tuple(class_names), trained_classes=tuple(int(c) for c in trained_classes),
+                               pipelines=pipelines)
 
 
 class SkeletonEncoder:
@@ -106,6 +124,36 @@ class SkeletonEncoder:
         self.spec = spec
         self.device = torch.device(device)
         self.network = build_model(spec.model).to(self.device)
+        self.layout = get_layout(spec.layout)
+        self._pipelines: dict = {}
+
+    # -- input -------------------------------------------------------------------------------------
+    def prepare(self, kp: np.ndarray, img_shape=None):
+        """The once-per-sample stage (normalised feature streams, or the pose transforms' start dict)."""
+        if kp.shape[-1] != self.spec.data_channels:
+            raise ZsarError(f"{kp.shape[-1]} channels per joint; the encoder takes {self.spec.data_channels}")
+        if self.spec.family == "heatmap":
+            return heatmap_sample(kp, self.layout, img_shape)
+        return prepare(kp, self.layout, self.spec.input, img_shape)
+
+    def _heatmaps(self, mode: str, num_clips: int | None) -> HeatmapPipeline:
+        key = (mode, num_clips)
+        if key not in self._pipelines:
+            steps = pipeline_steps(self.spec.pipelines[mode], self.spec.input.clip_len, num_clips)
+            self._pipelines[key] = HeatmapPipeline(steps)
+        return self._pipelines[key]
+
+    def train_clip(self, prepared, rng: np.random.RandomState) -> np.ndarray:
+        """One randomly sampled (and, for heatmaps, augmented) training clip."""
+        if self.spec.family == "heatmap":
+            return self._heatmaps("train", None)(prepared, rng)[0]
+        return sample_clips(prepared, self.spec.input, rng)[0]
+
+    def test_clips(self, prepared, num_clips: int = 1) -> np.ndarray:
+        """Deterministic test-mode clips [num_clips, ...]."""
+        if self.spec.family == "heatmap":
+            return self._heatmaps("test", num_clips)(prepared)
+        return sample_clips(prepared, self.spec.input, num_clips=num_clips)
 
     def init_weights(self) -> None:
         """mmengine's weight initialisation (what its Runner does before training), without its log lines."""
@@ -124,19 +172,24 @@ class SkeletonEncoder:
         return int(self.network.cls_head.in_channels)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Training forward: [N, M, T, V, C] -> [N, classes]."""
+        """Training forward: a batch of clips -> [N, classes]."""
         return self.network.cls_head(self.network.backbone(x))
 
     @torch.no_grad()
     def features(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """clips [N, clips, M, T, V, C] -> embeddings [N, D], logits [N, K], temporal [N, T', D]; clips averaged."""
+        """clips [N, clips, ...] -> embeddings [N, D], logits [N, K], temporal [N, T', D]; clips averaged."""
         self.network.eval()
         n, k = clips.shape[:2]
         x = torch.from_numpy(clips.reshape((n * k,) + clips.shape[2:])).to(self.device)
-        maps = self.network.backbone(x)  # [N*k, M, D, T', V]
-        temporal = maps.mean(dim=(1, 4)).transpose(1, 2)  # [N*k, T', D]
+        maps = self.network.backbone(x)
+        if self.spec.family == "heatmap":  # [N*k, D, T', H', W']
+            temporal = maps.mean(dim=(3, 4)).transpose(1, 2)
+            fc = self.network.cls_head.fc_cls
+        else:  # [N*k, M, D, T', V]
+            temporal = maps.mean(dim=(1, 4)).transpose(1, 2)  # [N*k, T', D]
+            fc = self.network.cls_head.fc
         pooled = temporal.mean(dim=1)
-        logits = self.network.cls_head.fc(pooled)
+        logits = fc(pooled)
         shape = lambda t: t.reshape((n, k) + t.shape[1:]).mean(dim=1).float().cpu().numpy()  # noqa: E731
         return shape(pooled), shape(logits), shape(temporal)
 
@@ -172,9 +225,9 @@ class SkeletonEncoder:
             if config is None or layout is None or class_names is None:
                 raise ZsarError("this checkpoint was not written by zsar: give its mmaction2 config, the skeleton "
                                 "layout and the class names of its classification head", path)
-            num = state.get("cls_head.fc.weight")
+            num = state.get("cls_head.fc.weight", state.get("cls_head.fc_cls.weight"))
             if num is None:
-                raise ZsarError("no `cls_head.fc.weight` in the checkpoint: not a GCN recognizer", path)
+                raise ZsarError("no classification layer (`cls_head.fc` / `cls_head.fc_cls`) in the checkpoint", path)
             spec = make_spec(config, layout, data_channels, class_names, range(num.shape[0]), **input_overrides)
         encoder = cls(spec, device)
         try:

@@ -19,7 +19,7 @@ import torch
 
 from zsar.class_lists.names import builtin_class_names
 from zsar.datasets.source import SampleSource
-from zsar.extract.skeleton import extract_skeleton_gcn
+from zsar.extract.skeleton import extract_skeleton_network
 from zsar.extract.skeleton_encoder import SkeletonEncoder, make_spec
 
 PUBLISHED = {"cpu": 13.8, "cuda": 518.0}
@@ -84,10 +84,10 @@ def run(device: str, frames: int, num: int, folder: Path) -> dict:
     checkpoint = SkeletonEncoder(spec).save(folder / f"stgcn_{frames}.pth")
     encoder = SkeletonEncoder.load(checkpoint, device)
     source = ntu_like_source(num)
-    extract_skeleton_gcn(source.subset(range(16)), checkpoint, folder / "warm.h5", 16, device, progress=False,
+    extract_skeleton_network(source.subset(range(16)), checkpoint, folder / "warm.h5", 16, device, progress=False,
                          overwrite=True)
     t = time.perf_counter()
-    extract_skeleton_gcn(source, checkpoint, folder / f"{device}_{frames}.h5", 16, device, progress=False,
+    extract_skeleton_network(source, checkpoint, folder / f"{device}_{frames}.h5", 16, device, progress=False,
                          overwrite=True)
     seconds = time.perf_counter() - t
     row = {"device": device, "frames": frames, "samples": num, "batch": 16,

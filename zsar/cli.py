@@ -213,14 +213,14 @@ def extract_skeleton_cmd(
 ) -> None:
     """Embeddings (+ seen-class logits) of every sample into a feature cache."""
     from zsar.datasets.skeleton_datasets import open_skeleton_dataset
-    from zsar.extract.skeleton import extract_skeleton_gcn, extract_skeleton_stats
+    from zsar.extract.skeleton import extract_skeleton_network, extract_skeleton_stats
     from zsar.features.info import cache_summary, format_summary
 
     source = open_skeleton_dataset(dataset, format, **_loader_options(option))
     if checkpoint is None:
         path = extract_skeleton_stats(source, out, batch_size=batch_size, overwrite=overwrite)
     else:
-        path = extract_skeleton_gcn(source, checkpoint, out, batch_size, device, temporal, num_clips, overwrite,
+        path = extract_skeleton_network(source, checkpoint, out, batch_size, device, temporal, num_clips, overwrite,
                                     config=mm_config, layout=source.layout)
     typer.echo(format_summary(cache_summary(path)))
 

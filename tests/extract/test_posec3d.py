@@ -9,7 +9,7 @@ from zsar.class_lists.splits import ZeroShotSplit
 from zsar.datasets.pose_pickle import pose_pickle_source
 from zsar.errors import ZsarError
 from zsar.extract.encoder_training import EncoderTrainConfig, train_skeleton_encoder
-from zsar.extract.skeleton import extract_skeleton_gcn
+from zsar.extract.skeleton import extract_skeleton_network
 from zsar.features.reader import FeatureCache
 
 pytest.importorskip("mmaction")
@@ -76,14 +76,14 @@ def test_posec3d_trains_on_seen_classes_and_extracts(tmp_path, coco_source):
     source, config = coco_source
     options = EncoderTrainConfig(config=str(config), epochs=1, batch_size=4, val_fraction=0.25)
     checkpoint = train_skeleton_encoder(source, SPLIT, tmp_path / "enc", options, progress=False)
-    cache = FeatureCache(extract_skeleton_gcn(source, checkpoint, tmp_path / "c.h5", temporal=True, progress=False))
+    cache = FeatureCache(extract_skeleton_network(source, checkpoint, tmp_path / "c.h5", temporal=True, progress=False))
     h = cache.header
     assert h.encoder == "mmaction2:resnet3dslowonly" and h.embedding_dim == 128
     assert h.trained_classes == (0, 1, 2) and h.logit_classes == (0, 1, 2) and h.temporal_length == 4
     data = cache.load(None, with_temporal=True)
     assert data.embeddings.shape == (24, 128) and np.isfinite(data.embeddings).all()
     np.testing.assert_allclose(data.temporal.mean(1), data.embeddings, rtol=1e-4, atol=1e-5)
-    again = FeatureCache(extract_skeleton_gcn(source, checkpoint, tmp_path / "d.h5", temporal=True, progress=False))
+    again = FeatureCache(extract_skeleton_network(source, checkpoint, tmp_path / "d.h5", temporal=True, progress=False))
     np.testing.assert_array_equal(again.load(None).embeddings, data.embeddings)  # test-mode input is deterministic
 
 

@@ -7,7 +7,7 @@ from zsar.datasets.layouts import KINECT_V1_20
 from zsar.errors import ZsarError
 from zsar.extract.encoder_training import EncoderTrainConfig, train_skeleton_encoder
 from zsar.extract.gcn_input import prepare, sample_clips
-from zsar.extract.skeleton import extract_skeleton_gcn
+from zsar.extract.skeleton import extract_skeleton_network
 from zsar.extract.skeleton_encoder import SkeletonEncoder
 from zsar.features import writer as writer_module
 from zsar.features.reader import FeatureCache
@@ -22,7 +22,7 @@ def checkpoint(tmp_path_factory, ucla_small, tiny_stgcn_config):
 
 
 def test_extraction_matches_one_sample_at_a_time(tmp_path, ucla_small, checkpoint):
-    cache = FeatureCache(extract_skeleton_gcn(ucla_small, checkpoint, tmp_path / "c.h5", batch_size=7,
+    cache = FeatureCache(extract_skeleton_network(ucla_small, checkpoint, tmp_path / "c.h5", batch_size=7,
                                               temporal=True, progress=False))
     h = cache.header
     assert h.trained_classes == SPLIT.seen and h.logit_classes == SPLIT.seen
@@ -44,7 +44,7 @@ def test_extraction_matches_one_sample_at_a_time(tmp_path, ucla_small, checkpoin
 
 
 def test_resume_after_a_crash_gives_the_same_cache(tmp_path, ucla_small, checkpoint, monkeypatch):
-    whole = FeatureCache(extract_skeleton_gcn(ucla_small, checkpoint, tmp_path / "whole.h5", batch_size=8,
+    whole = FeatureCache(extract_skeleton_network(ucla_small, checkpoint, tmp_path / "whole.h5", batch_size=8,
                                               progress=False))
     original = writer_module.CacheWriter.write
     calls = {"n": 0}
@@ -57,10 +57,10 @@ def test_resume_after_a_crash_gives_the_same_cache(tmp_path, ucla_small, checkpo
 
     monkeypatch.setattr(writer_module.CacheWriter, "write", crash)
     with pytest.raises(KeyboardInterrupt):
-        extract_skeleton_gcn(ucla_small, checkpoint, tmp_path / "cut.h5", batch_size=8, progress=False)
+        extract_skeleton_network(ucla_small, checkpoint, tmp_path / "cut.h5", batch_size=8, progress=False)
     monkeypatch.setattr(writer_module.CacheWriter, "write", original)
     assert not (tmp_path / "cut.h5").exists()
-    resumed = FeatureCache(extract_skeleton_gcn(ucla_small, checkpoint, tmp_path / "cut.h5", batch_size=8,
+    resumed = FeatureCache(extract_skeleton_network(ucla_small, checkpoint, tmp_path / "cut.h5", batch_size=8,
                                                 progress=False))
     assert resumed.fingerprint == whole.fingerprint
 
@@ -75,7 +75,7 @@ def test_bad_samples_become_failed_rows(tmp_path, ucla_small, checkpoint):
         return good(i)
 
     source.load = load
-    cache = FeatureCache(extract_skeleton_gcn(source, checkpoint, tmp_path / "c.h5", progress=False))
+    cache = FeatureCache(extract_skeleton_network(source, checkpoint, tmp_path / "c.h5", progress=False))
     meta = cache.metadata
     assert meta["status"].tolist().count("failed") == 1 and "truncated" in meta["error"][5]
     assert len(cache.load(None).embeddings) == 11

@@ -17,7 +17,7 @@ from zsar.evaluate.protocol import run_protocol
 from zsar.evaluate.report import run_figures, summarise_head, versions, write_report
 from zsar.experiment.config import ExperimentConfig, load_config
 from zsar.extract.encoder_training import EncoderTrainConfig, train_skeleton_encoder
-from zsar.extract.skeleton import extract_skeleton_gcn, extract_skeleton_stats
+from zsar.extract.skeleton import extract_skeleton_network, extract_skeleton_stats
 from zsar.extract.skeleton_stats import ENCODER_NAME, SkeletonStatsConfig, SkeletonStatsEncoder
 from zsar.extract.text import TextEncoder, build_prototypes
 from zsar.features.fingerprint import file_sha256
@@ -62,13 +62,13 @@ def prepare_features(config: ExperimentConfig, out: Path, split: ZeroShotSplit, 
         checkpoint = config.resolve(enc.checkpoint)
         path = out / "cache" / f"{source.name}__{_safe(checkpoint.stem)}.h5"
         mm_config = str(config.resolve(enc.mm_config)) if enc.mm_config else None
-        return extract_skeleton_gcn(source, checkpoint, path, device=config.evaluate.device, progress=progress,
+        return extract_skeleton_network(source, checkpoint, path, device=config.evaluate.device, progress=progress,
                                     config=mm_config, layout=source.layout, **extract)
     train_config = build_config(EncoderTrainConfig, {"config": enc.name, **enc.params}, "[encoder.params]")
     folder = out / "encoders" / split_tag(split)
     checkpoint = train_skeleton_encoder(source, split, folder, train_config, config.data.train_split, progress)
     path = out / "cache" / f"{source.name}__{split_tag(split)}__{_safe(Path(enc.name).stem)}.h5"
-    return extract_skeleton_gcn(source, checkpoint, path, device=train_config.device, progress=progress, **extract)
+    return extract_skeleton_network(source, checkpoint, path, device=train_config.device, progress=progress, **extract)
 
 
 def prepare_prototypes(config: ExperimentConfig, class_names: list[str], out: Path) -> tuple[ClassPrototypes, Path]:

@@ -1,7 +1,7 @@
 """Run a skeleton encoder over a sample source into a cache: batched, resumable, failures recorded.
 
 Two encoders plug in: the training-free statistics baseline and an mmaction2 graph network from a
-checkpoint (`extract_skeleton_gcn`). Both go through `extract_skeleton`, which asks the cache writer for
+checkpoint (`extract_skeleton_network`). Both go through `extract_skeleton`, which asks the cache writer for
 the rows still missing, loads and encodes them in batches and records a sample that fails to load or
 to preprocess as a failed row with the reason, so one bad file never stops the run.
 """
@@ -107,7 +107,7 @@ def _map_classes(spec_names, target_names, classes) -> tuple[int, ...] | None:
     return None if any(m is None for m in mapped) else tuple(mapped)
 
 
-def gcn_encoder(source: SampleSource, encoder: SkeletonEncoder, checkpoint: str | Path | None = None,
+def network_encoder(source: SampleSource, encoder: SkeletonEncoder, checkpoint: str | Path | None = None,
                 temporal: bool = False, num_clips: int = 1) -> BatchEncoder:
     spec = encoder.spec
     if source.layout != spec.layout:
@@ -154,10 +154,10 @@ def gcn_encoder(source: SampleSource, encoder: SkeletonEncoder, checkpoint: str 
     return BatchEncoder(header, prepare_row, encode)
 
 
-def extract_skeleton_gcn(source: SampleSource, checkpoint: str | Path, cache_path: str | Path, batch_size: int = 16,
+def extract_skeleton_network(source: SampleSource, checkpoint: str | Path, cache_path: str | Path, batch_size: int = 16,
                          device: str = "cpu", temporal: bool = False, num_clips: int = 1, overwrite: bool = False,
                          progress: bool = True, **load_options) -> Path:
     """Embeddings, seen-class logits and optional per-time-step features of a trained graph network."""
     encoder = SkeletonEncoder.load(checkpoint, device, class_names=source.class_names, **load_options)
-    return extract_skeleton(source, cache_path, gcn_encoder(source, encoder, checkpoint, temporal, num_clips),
+    return extract_skeleton(source, cache_path, network_encoder(source, encoder, checkpoint, temporal, num_clips),
                             batch_size, overwrite, progress)

@@ -1,9 +1,10 @@
 """Run a skeleton encoder over a sample source into a cache: batched, resumable, failures recorded.
 
-Two encoders plug in: the training-free statistics baseline and an mmaction2 graph network from a
-checkpoint (`extract_skeleton_network`). Both go through `extract_skeleton`, which asks the cache writer for
-the rows still missing, loads and encodes them in batches and records a sample that fails to load or
-to preprocess as a failed row with the reason, so one bad file never stops the run.
+Two encoders plug in: the training-free statistics baseline and a trained mmaction2 network (ST-GCN,
+ST-GCN++, PoseC3D) from a checkpoint (`extract_skeleton_network`). Both go through `extract_skeleton`,
+which asks the cache writer for the rows still missing, loads and encodes them in batches and records a
+sample that fails to load or to preprocess as a failed row with the reason, so one bad file never stops
+the run.
 """
 
 from __future__ import annotations

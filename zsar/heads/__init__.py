@@ -7,12 +7,14 @@ from pathlib import Path
 
 from zsar.errors import ZsarError
 from zsar.heads.base import Head, build_config
+from zsar.heads.dual_head import DualHead
 from zsar.heads.linear_projection import LinearProjectionHead
 from zsar.heads.nearest_prototype import NearestPrototypeHead
 
 HEADS: dict[str, type[Head]] = {
     NearestPrototypeHead.name: NearestPrototypeHead,
     LinearProjectionHead.name: LinearProjectionHead,
+    DualHead.name: DualHead,
 }
 
 

@@ -1,0 +1,119 @@
+"""Dual-head classifier: a seen-class classification head and a semantic head into text space.
+
+On a cached feature v (standardised with training statistics):
+- classification head: dropout, then Linear(D -> C_seen);
+- semantic head: Linear(D -> D_t), L2-normalised; logits = exp(s) * cos(v_proj, t_c) with a learnable
+  log-scale s initialised to log(1 / 0.07), against the frozen, L2-normalised text prototypes.
+Loss = cls_weight * CE(classification) + (1 - cls_weight) * CE(semantic). Zero-shot inference uses the
+semantic head alone against any classes' prototypes (so any text variant, including part-composed
+prototypes, plugs in); supervised inference over the seen classes fuses the two heads' logits
+(`seen_logits`). Only seen-class features and prototypes are used in training: the unseen prototypes
+never sit in the training softmax.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zsar.errors import ZsarError
+from zsar.evaluate.metrics import label_positions
+from zsar.features.prototypes import ClassPrototypes
+from zsar.heads.base import Head
+
+
+@dataclass(frozen=True)
+class DualHeadConfig:
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 1e-3
+    dropout: float = 0.5
+    cls_weight: float = 0.7  # loss weight of the classification head; the semantic head gets the rest
+    fuse_weight: float = 0.8  # supervised inference: fuse_weight * cls + (1 - fuse_weight) * semantic
+    init_temperature: float = 0.07  # the learnable scale starts at 1 / init_temperature
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.init_temperature <= 0:
+            raise ZsarError("dual_head: epochs, batch_size, lr and init_temperature must be positive")
+        if not 0 <= self.cls_weight < 1 or not 0 <= self.fuse_weight <= 1 or not 0 <= self.dropout < 1:
+            raise ZsarError("dual_head: cls_weight must be in [0, 1), fuse_weight in [0, 1], dropout in [0, 1)")
+
+
+class DualHead(Head):
+    name = "dual_head"
+    Config = DualHeadConfig
+    search_space = {"weight_decay": [1e-4, 1e-3, 1e-2], "cls_weight": [0.5, 0.7]}
+
+    def fit(self, features, labels, prototypes: ClassPrototypes, seed: int = 0) -> dict:
+        cfg = self.config
+        self.state = {}
+        self._fit_standardiser(features)
+        targets = label_positions(labels, prototypes.class_ids)
+        device = torch.device(cfg.device)
+        generator = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        x = torch.from_numpy(self._standardise(features)).to(device)
+        y = torch.from_numpy(targets).to(device)
+        text = torch.from_numpy(prototypes.vectors).to(device)
+        classifier = torch.nn.Linear(x.shape[1], len(prototypes.class_ids)).to(device)
+        semantic = torch.nn.Linear(x.shape[1], text.shape[1]).to(device)
+        log_scale = torch.nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature), device=device))
+        params = [*classifier.parameters(), *semantic.parameters()]
+        optimiser = torch.optim.AdamW([{"params": params, "weight_decay": cfg.weight_decay},
+                                       {"params": [log_scale], "weight_decay": 0.0}], lr=cfg.lr)
+        n = x.shape[0]
+        loss_value = float("nan")
+        for _ in range(cfg.epochs):
+            order = torch.randperm(n, generator=generator).to(device)
+            for start in range(0, n, cfg.batch_size):
+                batch = order[start : start + cfg.batch_size]
+                xb = x[batch]
+                cls_logits = classifier(F.dropout(xb, cfg.dropout, training=True))
+                sem_logits = log_scale.clamp(max=math.log(100)).exp() * F.normalize(semantic(xb), dim=1) @ text.T
+                loss = cfg.cls_weight * F.cross_entropy(cls_logits, y[batch]) + \
+                    (1 - cfg.cls_weight) * F.cross_entropy(sem_logits, y[batch])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                loss_value = float(loss.detach())
+        if not np.isfinite(loss_value):
+            raise ZsarError("dual_head: training diverged (loss is NaN); lower lr")
+        as_np = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731
+        self.state.update(cls_weight=as_np(classifier.weight), cls_bias=as_np(classifier.bias),
+                          sem_weight=as_np(semantic.weight), sem_bias=as_np(semantic.bias),
+                          log_scale=as_np(log_scale.clamp(max=math.log(100))).reshape(1),
+                          seen_classes=np.asarray(prototypes.class_ids, dtype=np.int64),
+                          seen_vectors=prototypes.vectors.astype(np.float32))
+        return {"final_loss": loss_value, "learned_temperature": float(np.exp(-self.state["log_scale"][0]))}
+
+    @property
+    def temperature(self) -> float:
+        return float(np.exp(-self.state["log_scale"][0]))
+
+    def project(self, features: np.ndarray) -> np.ndarray:
+        return self._standardise(features) @ self.state["sem_weight"].T + self.state["sem_bias"]
+
+    def class_vectors(self, prototypes: ClassPrototypes) -> np.ndarray:
+        if prototypes.dim != self.state["sem_weight"].shape[0]:
+            raise ZsarError(f"text prototypes are {prototypes.dim}-d; the head projects to "
+                            f"{self.state['sem_weight'].shape[0]}-d")
+        return prototypes.vectors
+
+    def seen_logits(self, features: np.ndarray) -> np.ndarray:
+        """Supervised inference over the training classes (in `state['seen_classes']` order): the fused
+        classification and semantic logits."""
+        if not self.state:
+            raise ZsarError(f"head {self.name!r} is not fitted")
+        self._check_dim(features)
+        cls = self._standardise(features) @ self.state["cls_weight"].T + self.state["cls_bias"]
+        query = self.project(features)
+        query = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
+        sem = query @ self.state["seen_vectors"].T / self.temperature
+        w = self.config.fuse_weight
+        return (w * cls + (1 - w) * sem).astype(np.float32)

@@ -35,7 +35,8 @@ def _print_summary(report: dict, out: Path) -> None:
         zsl = s["zsl"]["top1"]
         line = f"{name:<20} ZSL top-1 {zsl['mean']:6.2f} ± {zsl['std']:.2f}"
         if "gzsl" in s:
-            line += f"   GZSL H {s['gzsl']['h']['mean']:6.2f}"
+            g = s["gzsl"]
+            line += f"   GZSL H {g['h']['mean']:6.2f}   CS H {g['cs_h']['mean']:6.2f}   AUSUC {g['ausuc']['mean']:6.2f}"
         typer.echo(line + f"   (chance {s['chance_top1']['mean']:.2f})")
 
 

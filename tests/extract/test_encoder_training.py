@@ -5,8 +5,9 @@ import torch
 from zsar.class_lists.splits import ZeroShotSplit
 from zsar.errors import ZsarError
 from zsar.extract import encoder_training
-from zsar.extract.encoder_training import EncoderTrainConfig, stratified_holdout, train_skeleton_encoder
+from zsar.extract.encoder_training import EncoderTrainConfig, train_skeleton_encoder
 from zsar.extract.skeleton_encoder import SkeletonEncoder
+from zsar.holdout import stratified_holdout
 
 SPLIT = ZeroShotSplit(name="ucla-8/2", num_classes=10, unseen=(4, 5), validation_unseen=(0, 2))
 

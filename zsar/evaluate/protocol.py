@@ -6,7 +6,9 @@
    no unseen class is involved.
 2. The head is refitted with the chosen parameters on all seen classes (training samples only).
 3. The test split is touched once: ZSL (unseen test samples among unseen classes) and GZSL (all
-   test samples among all classes).
+   test samples among all classes): plain arg-max, calibrated stacking with the seen-class penalty
+   gamma chosen on the validation problem (held-out training samples of validation-seen classes plus
+   training samples of validation-unseen classes), and the threshold-free AUSUC.
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ import pandas as pd
 
 from zsar.class_lists.splits import ZeroShotSplit
 from zsar.errors import ZsarError
+from zsar.evaluate.gzsl import ausuc, best_gamma, calibrated_stacking_metrics, seen_unseen_curve
 from zsar.evaluate.metrics import confusion_matrix, gzsl_metrics, per_class_accuracy, softmax, zsl_metrics
 from zsar.features.prototypes import ClassPrototypes
 from zsar.features.reader import FeatureSet
 from zsar.heads import Head, build_head, head_class
+from zsar.holdout import stratified_holdout
+
+CALIBRATION_HOLDOUT = 0.2  # of the validation-seen training samples, held out to choose gamma
 
 
 @dataclass
@@ -78,6 +84,27 @@ def select_parameters(
     return {**base_params, **combos[best]}, table
 
 
+def select_gamma(head_name: str, params: dict, train: FeatureSet, split: ZeroShotSplit, prototypes: ClassPrototypes,
+                 seed: int, backend: str = "auto", device: str = "cpu") -> dict:
+    """Calibrated-stacking gamma with the best H on the validation problem (no test data, no unseen class)."""
+    if not split.validation_unseen:
+        return {"gamma": 0.0, "note": "no validation classes; gamma = 0 (plain arg-max)"}
+    val = split.validation_split()
+    seen_part = train.with_classes(split.validation_seen)
+    fit_pos, held_pos = stratified_holdout(seen_part.labels, CALIBRATION_HOLDOUT, seed)
+    fit_set, held_seen = seen_part.subset(fit_pos), seen_part.subset(held_pos)
+    queries = train.with_classes(val.unseen)
+    head = build_head(head_name, params)
+    head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(split.validation_seen), seed=seed)
+    classes = sorted(split.validation_seen + val.unseen)
+    embeddings = np.concatenate([held_seen.embeddings, queries.embeddings])
+    labels = np.concatenate([held_seen.labels, queries.labels])
+    scores = head.score(embeddings, prototypes.subset(classes), backend, device)
+    curve = seen_unseen_curve(scores, labels, classes, split.validation_seen, val.unseen)
+    gamma = best_gamma(curve)
+    return {"gamma": gamma, "validation_h": float(curve["h"].max()), "validation_ausuc": ausuc(curve)}
+
+
 def predictions_table(task: str, data: FeatureSet, scores: np.ndarray, class_ids, class_names, k: int) -> pd.DataFrame:
     """sample_id, true class, predicted class, confidence and the top-k classes with scores."""
     k = min(k, scores.shape[1])
@@ -125,6 +152,13 @@ def run_protocol(
         g_scores = head.score(gzsl_test.embeddings, all_protos, backend, device)
         g_pred = np.asarray(all_classes)[g_scores.argmax(axis=1)]
         gzsl_result = gzsl_metrics(g_pred, gzsl_test.labels, split.seen, split.unseen)
+        calibration = select_gamma(head_name, params, train, split, prototypes, seed, backend, device)
+        stacked = calibrated_stacking_metrics(g_scores, gzsl_test.labels, all_classes, split.seen, split.unseen,
+                                              calibration["gamma"])
+        gzsl_result.update({f"cs_{k}": v for k, v in stacked.items() if k in ("seen", "unseen", "h", "gamma")})
+        gzsl_result["cs_selection"] = calibration
+        gzsl_result["ausuc"] = ausuc(seen_unseen_curve(g_scores, gzsl_test.labels, all_classes, split.seen,
+                                                       split.unseen))
         tables.append(predictions_table("gzsl", gzsl_test, g_scores, all_classes, all_protos.class_names, top_k))
     return RunResult(
         head=head_name, split=split.name, seed=seed, params=params, selection=selection, zsl=zsl, gzsl=gzsl_result,

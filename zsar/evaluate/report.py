@@ -16,7 +16,7 @@ from zsar.atomic import write_text_atomic
 from zsar.evaluate.plots import confusion_png, per_class_png
 
 ZSL_KEYS = ("top1", "top5", "per_class_mean")
-GZSL_KEYS = ("seen", "unseen", "h")
+GZSL_KEYS = ("seen", "unseen", "h", "cs_seen", "cs_unseen", "cs_h", "ausuc")
 
 
 def versions() -> dict:
@@ -52,18 +52,20 @@ def markdown(report: dict) -> str:
              f"Created {report['created']} with zsar {report['versions']['zsar']}. "
              f"Splits: {', '.join(report['split'])}. Seeds: {report['seed']}.", "",
              "## Results (accuracy %, mean ± std over splits x seeds)", "",
-             "| head | ZSL top-1 | ZSL top-5 | ZSL per-class | GZSL S | GZSL U | GZSL H | chance top-1 |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| head | ZSL top-1 | ZSL top-5 | ZSL per-class | GZSL S | GZSL U | GZSL H | CS S | CS U | CS H | AUSUC "
+             "| chance top-1 |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, s in report["heads"].items():
         g = s.get("gzsl")
-        gz = [_fmt(g[k]) for k in GZSL_KEYS] if g else ["-"] * 3
+        gz = [_fmt(g[k]) for k in GZSL_KEYS] if g else ["-"] * len(GZSL_KEYS)
         lines.append(f"| {name} | {' | '.join(_fmt(s['zsl'][k]) for k in ZSL_KEYS)} | {' | '.join(gz)} | "
                      f"{s['chance_top1']['mean']:.2f} |")
     p = report["protocol"]
     lines += ["", "## Protocol", "",
               f"- Model selection: {p['model_selection']}", f"- Test split touched once: {p['test_touched_once']}",
               f"- Transductive: {p['transductive']}", f"- Leakage override: {p['leakage_override']}",
-              "- GZSL S/U are per-class mean accuracies; H is their harmonic mean.", "",
+              "- GZSL S/U are per-class mean accuracies; H is their harmonic mean. GZSL = plain arg-max over all "
+              "classes; CS = calibrated stacking, its seen-class penalty chosen on the validation problem; "
+              "AUSUC = area under the seen-unseen curve (threshold-free).", "",
               "## Runs", "", "| head | split | seed | params | ZSL top-1 | GZSL H |", "|---|---|---|---|---|---|"]
     for r in report["runs"]:
         h = f"{r['gzsl']['h']:.2f}" if r["gzsl"] else "-"

@@ -27,6 +27,7 @@ from zsar.datasets.source import SampleSource
 from zsar.errors import ZsarError
 from zsar.extract.skeleton_encoder import SkeletonEncoder, make_spec
 from zsar.features.schema import config_hash
+from zsar.holdout import stratified_holdout
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +78,6 @@ def seen_training_rows(source: SampleSource, split: ZeroShotSplit, train_split: 
     if len(set(meta["label"].iloc[rows])) < 2:
         raise ZsarError(f"fewer than two seen classes have training samples in split {train_split!r}")
     return rows
-
-
-def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions for fitting and for validation; each class with >= 2 samples gives >= 1 to validation."""
-    rng = np.random.RandomState(seed)
-    fit, val = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.nonzero(labels == c)[0])
-        k = 0 if fraction == 0 or len(idx) < 2 else max(1, int(round(fraction * len(idx))))
-        val += idx[:k].tolist()
-        fit += idx[k:].tolist()
-    return np.sort(np.array(fit, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
 
 
 def _load_rows(source: SampleSource, rows: np.ndarray, progress: bool):

@@ -45,7 +45,10 @@ def run(config: Path = typer.Argument(..., help="Experiment TOML file."),
         out: Path = typer.Option(None, help="Output folder (default: config output_dir or runs/<name>)."),
         allow_leakage: bool = typer.Option(False, "--allow-leakage",
                                            help="Evaluate even if the encoder was trained on unseen classes "
-                                                "(the report says so).")) -> None:
+                                                "(the report says so)."),
+        select_on_test: bool = typer.Option(False, "--select-on-test",
+                                            help="Choose hyper-parameters on the test set, as several papers do: "
+                                                 "for comparison only; the report labels it.")) -> None:
     """Run an experiment described in a TOML file and write its report."""
     from dataclasses import replace
 
@@ -53,8 +56,9 @@ def run(config: Path = typer.Argument(..., help="Experiment TOML file."),
     from zsar.experiment.runner import run_experiment
 
     cfg = load_config(config)
-    if allow_leakage:
-        cfg = replace(cfg, evaluate=replace(cfg.evaluate, allow_leakage=True))
+    if allow_leakage or select_on_test:
+        cfg = replace(cfg, evaluate=replace(cfg.evaluate, allow_leakage=cfg.evaluate.allow_leakage or allow_leakage,
+                                            select_on_test=cfg.evaluate.select_on_test or select_on_test))
     out = out or Path(cfg.output_dir or Path("runs") / cfg.name)
     _print_summary(run_experiment(cfg, out), out)
 

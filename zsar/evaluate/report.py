@@ -48,7 +48,9 @@ def _fmt(stat: dict) -> str:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"# zsar report: {report['experiment']}", "",
+    warning = ["**Model selection on the TEST set (--select-on-test): for comparison with papers only; these numbers "
+               "are not an honest estimate.**", ""] if report["protocol"].get("selected_on_test") else []
+    lines = [f"# zsar report: {report['experiment']}", "", *warning,
              f"Created {report['created']} with zsar {report['versions']['zsar']}. "
              f"Splits: {', '.join(report['split'])}. Seeds: {report['seed']}.", "",
              "## Results (accuracy %, mean ± std over splits x seeds)", "",
@@ -101,7 +103,8 @@ def html_report(report: dict, figures: list[tuple[str, str]]) -> str:
     for name, s in report["heads"].items():
         g = s.get("gzsl")
         results.append([name, *(_fmt(s["zsl"][k]) for k in ZSL_KEYS),
-                        *((_fmt(g[k]) for k in GZSL_KEYS) if g else ["-"] * 3), f"{s['chance_top1']['mean']:.2f}"])
+                        *((_fmt(g[k]) for k in GZSL_KEYS) if g else ["-"] * len(GZSL_KEYS)),
+                        f"{s['chance_top1']['mean']:.2f}"])
     runs = [[r["head"], r["split"], r["seed"], json.dumps(r["params"]), f"{r['zsl']['top1']:.2f}",
              f"{r['gzsl']['h']:.2f}" if r["gzsl"] else "-"] for r in report["runs"]]
     p = report["protocol"]
@@ -117,8 +120,11 @@ def html_report(report: dict, figures: list[tuple[str, str]]) -> str:
             f"</title><style>{style}</style></head><body><h1>zsar report: {html.escape(report['experiment'])}</h1>"
             f"<p>Created {html.escape(report['created'])}; splits {html.escape(', '.join(report['split']))}; "
             f"seeds {html.escape(str(report['seed']))}.</p><h2>Results (accuracy %, mean ± std)</h2>"
-            + table(["head", "ZSL top-1", "ZSL top-5", "ZSL per-class", "GZSL S", "GZSL U", "GZSL H", "chance"],
-                    results)
+            + ("<p><strong>Model selection on the TEST set (--select-on-test): for comparison with papers only; "
+               "these numbers are not an honest estimate.</strong></p>" if report["protocol"].get("selected_on_test")
+               else "")
+            + table(["head", "ZSL top-1", "ZSL top-5", "ZSL per-class", "GZSL S", "GZSL U", "GZSL H", "CS S", "CS U",
+                     "CS H", "AUSUC", "chance"], results)
             + f"<h2>Protocol</h2><ul>{protocol}</ul><h2>Figures</h2>{figs}<h2>Runs</h2>"
             + table(["head", "split", "seed", "params", "ZSL top-1", "GZSL H"], runs)
             + f"<h2>Caches</h2><ul>{caches}</ul><h2>Versions</h2><p>"

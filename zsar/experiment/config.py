@@ -47,6 +47,7 @@ top_k = 5
 search_backend = "auto"       # auto | faiss | numpy
 device = "cpu"
 allow_leakage = false         # evaluate even if the encoder was trained on unseen classes (flagged)
+select_on_test = false        # papers' best-on-test model selection, for comparison only (flagged)
 ```
 """
 
@@ -113,6 +114,7 @@ class EvaluateConfig:
     search_backend: str = "auto"
     device: str = "cpu"
     allow_leakage: bool = False
+    select_on_test: bool = False
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
             for seed in config.seeds:
                 log.info("head %s, split %s, seed %d", spec.name, split.name, seed)
                 result = run_protocol(spec.name, spec.params, spec.search, train, test, split, prototypes, seed,
-                                      ev.gzsl, ev.top_k, ev.search_backend, ev.device)
+                                      ev.gzsl, ev.top_k, ev.search_backend, ev.device, ev.select_on_test)
                 run_dir = out / "runs" / spec.name / f"{split_tag(split)}__seed{seed}"
                 run_dir.mkdir(parents=True, exist_ok=True)
                 result.predictions.to_csv(run_dir / "predictions.csv", index=False)
@@ -162,8 +162,11 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
         "heads": heads,
         "runs": runs,
         "protocol": {
-            "model_selection": "validation zero-shot split (seen classes held out as unseen, training samples only)",
-            "test_touched_once": True,
+            "model_selection": ("TEST SET (--select-on-test: the papers' protocol, for comparison only; not an "
+                                "honest estimate)") if ev.select_on_test else
+            "validation zero-shot split (seen classes held out as unseen, training samples only)",
+            "test_touched_once": not ev.select_on_test,
+            "selected_on_test": bool(ev.select_on_test),
             "transductive": False,
             "leakage_override": bool(ev.allow_leakage),
             "leaked_classes": {k: v for k, v in leakage.items() if v},

@@ -1,0 +1,49 @@
+import pytest
+
+from zsar.class_lists import random_split
+from zsar.evaluate.protocol import run_protocol
+from zsar.experiment.config import config_from_dict
+from zsar.experiment.runner import run_experiment
+from zsar.extract.text import build_prototypes
+from zsar.features import FeatureCache
+
+GRID = {"weight_decay": [1e-4, 1e-2], "temperature": [0.05, 0.2]}
+
+
+@pytest.fixture(scope="module")
+def problem(synthetic_cache, text_encoder):
+    cache = FeatureCache(synthetic_cache)
+    protos = build_prototypes(text_encoder, range(len(cache.class_names)), cache.class_names, "name")
+    return cache.load("train"), cache.load("test"), protos, random_split(16, 4, seed=5)
+
+
+def test_select_on_test_reports_the_best_test_number(problem):
+    train, test, protos, split = problem
+    params = {"epochs": 20}
+    honest = run_protocol("linear_projection", params, GRID, train, test, split, protos, 0, gzsl=False)
+    paper = run_protocol("linear_projection", params, GRID, train, test, split, protos, 0, gzsl=False,
+                         selection_on_test=True)
+    assert [t["test_top1"] for t in paper.selection] and "validation_top1" in honest.selection[0]
+    assert paper.zsl["top1"] == pytest.approx(max(t["test_top1"] for t in paper.selection))
+    assert paper.zsl["top1"] >= honest.zsl["top1"]
+
+
+def test_gzsl_reports_calibrated_stacking_chosen_on_validation(problem):
+    train, test, protos, split = problem
+    result = run_protocol("nearest_prototype", {}, {}, train, test, split, protos, 0)
+    g = result.gzsl
+    assert {"cs_seen", "cs_unseen", "cs_h", "cs_gamma", "ausuc"} <= set(g)
+    assert g["cs_gamma"] == g["cs_selection"]["gamma"] and "validation_h" in g["cs_selection"]
+    assert 0 <= g["ausuc"] <= 100
+
+
+@pytest.mark.slow
+def test_reports_label_test_set_selection(tmp_path):
+    config = config_from_dict({"name": "paper", "data": {"synthetic": {"num_subjects": 4, "repetitions": 2,
+                                                                      "test_subjects": 1}},
+                               "text": {"variant": "name"}, "splits": {"random_unseen": 4, "random_seeds": [1]},
+                               "heads": [{"name": "nearest_prototype"}], "evaluate": {"select_on_test": True}})
+    report = run_experiment(config, tmp_path, progress=False)
+    assert report["protocol"]["selected_on_test"] is True and report["protocol"]["test_touched_once"] is False
+    assert "TEST set" in (tmp_path / "report.md").read_text()
+    assert "TEST set" in (tmp_path / "report.html").read_text()

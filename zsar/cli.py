@@ -36,7 +36,9 @@ def _print_summary(report: dict, out: Path) -> None:
         line = f"{name:<20} ZSL top-1 {zsl['mean']:6.2f} ± {zsl['std']:.2f}"
         if "gzsl" in s:
             g = s["gzsl"]
-            line += f"   GZSL H {g['h']['mean']:6.2f}   CS H {g['cs_h']['mean']:6.2f}   AUSUC {g['ausuc']['mean']:6.2f}"
+            line += f"   GZSL H {g['h']['mean']:6.2f}   CS H {g['cs_h']['mean']:6.2f}"
+            line += f"   gate H {g['gate_h']['mean']:6.2f}" if "gate_h" in g else ""
+            line += f"   AUSUC {g['ausuc']['mean']:6.2f}"
         typer.echo(line + f"   (chance {s['chance_top1']['mean']:.2f})")
 
 

@@ -32,7 +32,9 @@ def test_gzsl_reports_calibrated_stacking_chosen_on_validation(problem):
     train, test, protos, split = problem
     result = run_protocol("nearest_prototype", {}, {}, train, test, split, protos, 0)
     g = result.gzsl
-    assert {"cs_seen", "cs_unseen", "cs_h", "cs_gamma", "ausuc"} <= set(g)
+    assert {"cs_seen", "cs_unseen", "cs_h", "cs_gamma", "ausuc", "gate_seen", "gate_unseen", "gate_h"} <= set(g)
+    assert g["gate_seen_scores"] == "softmax classifier trained on the cache"  # the stats cache has no logits
+    assert g["cs_selection"]["gate_selection"]["threshold"] >= 0.25
     assert g["cs_gamma"] == g["cs_selection"]["gamma"] and "validation_h" in g["cs_selection"]
     assert 0 <= g["ausuc"] <= 100
 

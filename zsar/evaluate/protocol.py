@@ -21,8 +21,10 @@ import pandas as pd
 
 from zsar.class_lists.splits import ZeroShotSplit
 from zsar.errors import ZsarError
+from zsar.evaluate.domain_gate import fit_domain_gate
 from zsar.evaluate.gzsl import ausuc, best_gamma, calibrated_stacking_metrics, seen_unseen_curve
 from zsar.evaluate.metrics import confusion_matrix, gzsl_metrics, per_class_accuracy, softmax, zsl_metrics
+from zsar.evaluate.seen_scores import seen_class_logits
 from zsar.features.prototypes import ClassPrototypes
 from zsar.features.reader import FeatureSet
 from zsar.heads import Head, build_head, head_class
@@ -84,25 +86,28 @@ def select_parameters(
     return {**base_params, **combos[best]}, table
 
 
-def select_gamma(head_name: str, params: dict, train: FeatureSet, split: ZeroShotSplit, prototypes: ClassPrototypes,
-                 seed: int, backend: str = "auto", device: str = "cpu") -> dict:
-    """Calibrated-stacking gamma with the best H on the validation problem (no test data, no unseen class)."""
+def calibrate_gzsl(head_name: str, params: dict, train: FeatureSet, split: ZeroShotSplit, prototypes: ClassPrototypes,
+                   seed: int, backend: str = "auto", device: str = "cpu") -> dict:
+    """On the validation problem only (held-out training samples of validation-seen classes plus training
+    samples of validation-unseen classes; no test data, no unseen class): the calibrated-stacking gamma
+    with the best H, and the seen/unseen gate."""
     if not split.validation_unseen:
-        return {"gamma": 0.0, "note": "no validation classes; gamma = 0 (plain arg-max)"}
+        return {"gamma": 0.0, "gate": None, "note": "no validation classes; gamma = 0 and no gate"}
     val = split.validation_split()
     seen_part = train.with_classes(split.validation_seen)
     fit_pos, held_pos = stratified_holdout(seen_part.labels, CALIBRATION_HOLDOUT, seed)
-    fit_set, held_seen = seen_part.subset(fit_pos), seen_part.subset(held_pos)
-    queries = train.with_classes(val.unseen)
+    fit_set = seen_part.subset(fit_pos)
+    queries = FeatureSet.concat([seen_part.subset(held_pos), train.with_classes(val.unseen)])
     head = build_head(head_name, params)
     head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(split.validation_seen), seed=seed)
     classes = sorted(split.validation_seen + val.unseen)
-    embeddings = np.concatenate([held_seen.embeddings, queries.embeddings])
-    labels = np.concatenate([held_seen.labels, queries.labels])
-    scores = head.score(embeddings, prototypes.subset(classes), backend, device)
-    curve = seen_unseen_curve(scores, labels, classes, split.validation_seen, val.unseen)
-    gamma = best_gamma(curve)
-    return {"gamma": gamma, "validation_h": float(curve["h"].max()), "validation_ausuc": ausuc(curve)}
+    curve = seen_unseen_curve(head.score(queries.embeddings, prototypes.subset(classes), backend, device),
+                              queries.labels, classes, split.validation_seen, val.unseen)
+    unseen_scores = head.score(queries.embeddings, prototypes.subset(val.unseen), backend, device)
+    seen_logits, source = seen_class_logits(fit_set, queries, split.validation_seen, seed)
+    gate = fit_domain_gate(unseen_scores, seen_logits, queries.labels, val.unseen, split.validation_seen, seed)
+    return {"gamma": best_gamma(curve), "gate": gate, "validation_h": float(curve["h"].max()),
+            "validation_ausuc": ausuc(curve), "gate_selection": gate.selection, "seen_scores": source}
 
 
 def select_on_test(
@@ -179,11 +184,19 @@ def run_protocol(
         g_scores = head.score(gzsl_test.embeddings, all_protos, backend, device)
         g_pred = np.asarray(all_classes)[g_scores.argmax(axis=1)]
         gzsl_result = gzsl_metrics(g_pred, gzsl_test.labels, split.seen, split.unseen)
-        calibration = select_gamma(head_name, params, train, split, prototypes, seed, backend, device)
+        calibration = calibrate_gzsl(head_name, params, train, split, prototypes, seed, backend, device)
         stacked = calibrated_stacking_metrics(g_scores, gzsl_test.labels, all_classes, split.seen, split.unseen,
                                               calibration["gamma"])
         gzsl_result.update({f"cs_{k}": v for k, v in stacked.items() if k in ("seen", "unseen", "h", "gamma")})
+        gate = calibration.pop("gate")
         gzsl_result["cs_selection"] = calibration
+        if gate is not None:
+            unseen_scores = head.score(gzsl_test.embeddings, unseen_protos, backend, device)
+            seen_logits, source = seen_class_logits(seen_train, gzsl_test, split.seen, seed)
+            gated = gzsl_metrics(gate.predict(unseen_scores, split.unseen, seen_logits, split.seen), gzsl_test.labels,
+                                 split.seen, split.unseen)
+            gzsl_result.update({f"gate_{k}": gated[k] for k in ("seen", "unseen", "h")})
+            gzsl_result["gate_seen_scores"] = source
         gzsl_result["ausuc"] = ausuc(seen_unseen_curve(g_scores, gzsl_test.labels, all_classes, split.seen,
                                                        split.unseen))
         tables.append(predictions_table("gzsl", gzsl_test, g_scores, all_classes, all_protos.class_names, top_k))

@@ -16,7 +16,7 @@ from zsar.atomic import write_text_atomic
 from zsar.evaluate.plots import confusion_png, per_class_png
 
 ZSL_KEYS = ("top1", "top5", "per_class_mean")
-GZSL_KEYS = ("seen", "unseen", "h", "cs_seen", "cs_unseen", "cs_h", "ausuc")
+GZSL_KEYS = ("seen", "unseen", "h", "cs_seen", "cs_unseen", "cs_h", "gate_seen", "gate_unseen", "gate_h", "ausuc")
 
 
 def versions() -> dict:
@@ -38,7 +38,8 @@ def summarise_head(runs: list[dict]) -> dict:
     """Mean and std over the runs (splits x seeds) of one head."""
     out = {"zsl": {k: mean_std([r["zsl"][k] for r in runs]) for k in ZSL_KEYS}, "runs": len(runs)}
     if all(r["gzsl"] for r in runs):
-        out["gzsl"] = {k: mean_std([r["gzsl"][k] for r in runs]) for k in GZSL_KEYS}
+        out["gzsl"] = {k: mean_std([r["gzsl"][k] for r in runs]) for k in GZSL_KEYS
+                       if all(k in r["gzsl"] for r in runs)}  # no gate without validation classes
     out["chance_top1"] = mean_std([r["zsl"]["chance_top1"] for r in runs])
     return out
 
@@ -54,11 +55,11 @@ def markdown(report: dict) -> str:
              f"Created {report['created']} with zsar {report['versions']['zsar']}. "
              f"Splits: {', '.join(report['split'])}. Seeds: {report['seed']}.", "",
              "## Results (accuracy %, mean ± std over splits x seeds)", "",
-             "| head | ZSL top-1 | ZSL top-5 | ZSL per-class | GZSL S | GZSL U | GZSL H | CS S | CS U | CS H | AUSUC "
-             "| chance top-1 |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| head | ZSL top-1 | ZSL top-5 | ZSL per-class | GZSL S | GZSL U | GZSL H | CS S | CS U | CS H | gate S "
+             "| gate U | gate H | AUSUC | chance top-1 |", "|---" * 15 + "|"]
     for name, s in report["heads"].items():
         g = s.get("gzsl")
-        gz = [_fmt(g[k]) for k in GZSL_KEYS] if g else ["-"] * len(GZSL_KEYS)
+        gz = [_fmt(g[k]) if k in g else "-" for k in GZSL_KEYS] if g else ["-"] * len(GZSL_KEYS)
         lines.append(f"| {name} | {' | '.join(_fmt(s['zsl'][k]) for k in ZSL_KEYS)} | {' | '.join(gz)} | "
                      f"{s['chance_top1']['mean']:.2f} |")
     p = report["protocol"]
@@ -67,6 +68,7 @@ def markdown(report: dict) -> str:
               f"- Transductive: {p['transductive']}", f"- Leakage override: {p['leakage_override']}",
               "- GZSL S/U are per-class mean accuracies; H is their harmonic mean. GZSL = plain arg-max over all "
               "classes; CS = calibrated stacking, its seen-class penalty chosen on the validation problem; "
+              "gate = seen/unseen domain classifier fitted on the validation problem; "
               "AUSUC = area under the seen-unseen curve (threshold-free).", "",
               "## Runs", "", "| head | split | seed | params | ZSL top-1 | GZSL H |", "|---|---|---|---|---|---|"]
     for r in report["runs"]:
@@ -103,7 +105,7 @@ def html_report(report: dict, figures: list[tuple[str, str]]) -> str:
     for name, s in report["heads"].items():
         g = s.get("gzsl")
         results.append([name, *(_fmt(s["zsl"][k]) for k in ZSL_KEYS),
-                        *((_fmt(g[k]) for k in GZSL_KEYS) if g else ["-"] * len(GZSL_KEYS)),
+                        *((_fmt(g[k]) if k in g else "-" for k in GZSL_KEYS) if g else ["-"] * len(GZSL_KEYS)),
                         f"{s['chance_top1']['mean']:.2f}"])
     runs = [[r["head"], r["split"], r["seed"], json.dumps(r["params"]), f"{r['zsl']['top1']:.2f}",
              f"{r['gzsl']['h']:.2f}" if r["gzsl"] else "-"] for r in report["runs"]]
@@ -124,7 +126,7 @@ def html_report(report: dict, figures: list[tuple[str, str]]) -> str:
                "these numbers are not an honest estimate.</strong></p>" if report["protocol"].get("selected_on_test")
                else "")
             + table(["head", "ZSL top-1", "ZSL top-5", "ZSL per-class", "GZSL S", "GZSL U", "GZSL H", "CS S", "CS U",
-                     "CS H", "AUSUC", "chance"], results)
+                     "CS H", "gate S", "gate U", "gate H", "AUSUC", "chance"], results)
             + f"<h2>Protocol</h2><ul>{protocol}</ul><h2>Figures</h2>{figs}<h2>Runs</h2>"
             + table(["head", "split", "seed", "params", "ZSL top-1", "GZSL H"], runs)
             + f"<h2>Caches</h2><ul>{caches}</ul><h2>Versions</h2><p>"

@@ -35,6 +35,19 @@ class FeatureSet:
     def sample_ids(self) -> list[str]:
         return self.metadata["sample_id"].tolist()
 
+    @classmethod
+    def concat(cls, parts: list[FeatureSet]) -> FeatureSet:
+        """Rows of several sets of the same cache, in order."""
+        def joined(name):
+            values = [getattr(p, name) for p in parts]
+            return None if any(v is None for v in values) else np.concatenate(values)
+
+        return cls(embeddings=np.concatenate([p.embeddings for p in parts]),
+                   labels=np.concatenate([p.labels for p in parts]),
+                   metadata=pd.concat([p.metadata for p in parts], ignore_index=True),
+                   rows=np.concatenate([p.rows for p in parts]), logits=joined("logits"),
+                   logit_classes=parts[0].logit_classes, temporal=joined("temporal"))
+
     def subset(self, mask: np.ndarray) -> FeatureSet:
         """Rows where `mask` is true (boolean [N]) or the given positions (int array)."""
         pick = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask, dtype=np.int64)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from zsar.evaluate.metrics import label_positions
 from zsar.features.reader import FeatureSet
+from zsar.heads.minibatch import train_minibatches
 
 
 def _from_cache(data: FeatureSet, classes) -> np.ndarray | None:
@@ -29,16 +30,8 @@ def seen_class_logits(fit: FeatureSet, query: FeatureSet, classes, seed: int = 0
     y = torch.from_numpy(label_positions(fit.labels, classes))
     torch.manual_seed(seed)
     layer = torch.nn.Linear(x.shape[1], len(classes))
-    optimiser = torch.optim.AdamW(layer.parameters(), lr=3e-3, weight_decay=1e-3)
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=generator)
-        for start in range(0, len(x), 256):
-            batch = order[start : start + 256]
-            loss = F.cross_entropy(layer(x[batch]), y[batch])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
+    train_minibatches([{"params": list(layer.parameters()), "weight_decay": 1e-3}],
+                      lambda batch: F.cross_entropy(layer(x[batch]), y[batch]), len(x), epochs, 256, 3e-3, seed)
     with torch.no_grad():
         q = torch.from_numpy(((query.embeddings - mean) / std).astype(np.float32))
         return layer(q).numpy(), "softmax classifier trained on the cache"

@@ -24,6 +24,7 @@ from zsar.errors import ZsarError
 from zsar.evaluate.metrics import label_positions
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.base import Head
+from zsar.heads.minibatch import train_minibatches
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,6 @@ class DualHead(Head):
         self._fit_standardiser(features)
         targets = label_positions(labels, prototypes.class_ids)
         device = torch.device(cfg.device)
-        generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         x = torch.from_numpy(self._standardise(features)).to(device)
         y = torch.from_numpy(targets).to(device)
@@ -64,24 +64,18 @@ class DualHead(Head):
         classifier = torch.nn.Linear(x.shape[1], len(prototypes.class_ids)).to(device)
         semantic = torch.nn.Linear(x.shape[1], text.shape[1]).to(device)
         log_scale = torch.nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature), device=device))
-        params = [*classifier.parameters(), *semantic.parameters()]
-        optimiser = torch.optim.AdamW([{"params": params, "weight_decay": cfg.weight_decay},
-                                       {"params": [log_scale], "weight_decay": 0.0}], lr=cfg.lr)
-        n = x.shape[0]
-        loss_value = float("nan")
-        for _ in range(cfg.epochs):
-            order = torch.randperm(n, generator=generator).to(device)
-            for start in range(0, n, cfg.batch_size):
-                batch = order[start : start + cfg.batch_size]
-                xb = x[batch]
-                cls_logits = classifier(F.dropout(xb, cfg.dropout, training=True))
-                sem_logits = log_scale.clamp(max=math.log(100)).exp() * F.normalize(semantic(xb), dim=1) @ text.T
-                loss = cfg.cls_weight * F.cross_entropy(cls_logits, y[batch]) + \
-                    (1 - cfg.cls_weight) * F.cross_entropy(sem_logits, y[batch])
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                loss_value = float(loss.detach())
+
+        def batch_loss(batch):
+            xb = x[batch]
+            cls_logits = classifier(F.dropout(xb, cfg.dropout, training=True))
+            sem_logits = log_scale.clamp(max=math.log(100)).exp() * F.normalize(semantic(xb), dim=1) @ text.T
+            return cfg.cls_weight * F.cross_entropy(cls_logits, y[batch]) + \
+                (1 - cfg.cls_weight) * F.cross_entropy(sem_logits, y[batch])
+
+        groups = [{"params": [*classifier.parameters(), *semantic.parameters()], "weight_decay": cfg.weight_decay},
+                  {"params": [log_scale], "weight_decay": 0.0}]
+        loss_value = train_minibatches(groups, batch_loss, x.shape[0], cfg.epochs, cfg.batch_size, cfg.lr, seed,
+                                       device)
         if not np.isfinite(loss_value):
             raise ZsarError("dual_head: training diverged (loss is NaN); lower lr")
         as_np = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731

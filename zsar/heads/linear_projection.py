@@ -18,6 +18,7 @@ from zsar.errors import ZsarError
 from zsar.evaluate.metrics import label_positions
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.base import Head
+from zsar.heads.minibatch import train_minibatches
 
 
 @dataclass(frozen=True)
@@ -45,25 +46,18 @@ class LinearProjectionHead(Head):
         self._fit_standardiser(features)
         targets = label_positions(labels, prototypes.class_ids)
         device = torch.device(cfg.device)
-        generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         x = torch.from_numpy(self._standardise(features)).to(device)
         y = torch.from_numpy(targets).to(device)
         text = torch.from_numpy(prototypes.vectors).to(device)
         layer = torch.nn.Linear(x.shape[1], text.shape[1]).to(device)
-        optimiser = torch.optim.AdamW(layer.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        n = x.shape[0]
-        loss_value = float("nan")
-        for _ in range(cfg.epochs):
-            order = torch.randperm(n, generator=generator).to(device)
-            for start in range(0, n, cfg.batch_size):
-                batch = order[start : start + cfg.batch_size]
-                logits = F.normalize(layer(x[batch]), dim=1) @ text.T / cfg.temperature
-                loss = F.cross_entropy(logits, y[batch])
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                loss_value = float(loss.detach())
+
+        def batch_loss(batch):
+            logits = F.normalize(layer(x[batch]), dim=1) @ text.T / cfg.temperature
+            return F.cross_entropy(logits, y[batch])
+
+        loss_value = train_minibatches([{"params": list(layer.parameters()), "weight_decay": cfg.weight_decay}],
+                                       batch_loss, x.shape[0], cfg.epochs, cfg.batch_size, cfg.lr, seed, device)
         if not np.isfinite(loss_value):
             raise ZsarError("linear_projection: training diverged (loss is NaN); lower lr")
         self.state["weight"] = layer.weight.detach().cpu().numpy().astype(np.float32)

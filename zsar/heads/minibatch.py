@@ -1,0 +1,25 @@
+"""The shared training loop of the small torch heads: seeded shuffles, mini-batches, AdamW."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+def train_minibatches(param_groups: list, batch_loss: Callable[[torch.Tensor], torch.Tensor], num_samples: int,
+                      epochs: int, batch_size: int, lr: float, seed: int, device: torch.device | str = "cpu") -> float:
+    """Run `epochs` passes of AdamW over shuffled mini-batches; `batch_loss(indices)` gives the loss of a batch.
+    Returns the last batch's loss (NaN when training diverged)."""
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.AdamW(param_groups, lr=lr)
+    loss_value = float("nan")
+    for _ in range(epochs):
+        order = torch.randperm(num_samples, generator=generator).to(device)
+        for start in range(0, num_samples, batch_size):
+            loss = batch_loss(order[start : start + batch_size])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            loss_value = float(loss.detach())
+    return loss_value

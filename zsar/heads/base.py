@@ -76,6 +76,19 @@ class Head:
         self.state["feature_mean"] = features.mean(0).astype(np.float32)
         self.state["feature_std"] = (features.std(0) + 1e-6).astype(np.float32)
 
+    def _training_tensors(self, features: np.ndarray, labels: np.ndarray, prototypes: ClassPrototypes, device):
+        """Reset the state, fit the standardiser; standardised features, label positions and the prototypes as
+        torch tensors (for the heads trained with torch)."""
+        import torch
+
+        from zsar.evaluate.metrics import label_positions
+
+        self.state = {}
+        self._fit_standardiser(features)
+        x = torch.from_numpy(self._standardise(features)).to(device)
+        y = torch.from_numpy(label_positions(labels, prototypes.class_ids)).to(device)
+        return x, y, torch.from_numpy(prototypes.vectors).to(device)
+
     def _standardise(self, features: np.ndarray) -> np.ndarray:
         return ((features - self.state["feature_mean"]) / self.state["feature_std"]).astype(np.float32)
 

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from zsar.errors import ZsarError
-from zsar.evaluate.metrics import label_positions
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.base import Head
 from zsar.heads.minibatch import train_minibatches
@@ -53,14 +52,9 @@ class DualHead(Head):
 
     def fit(self, features, labels, prototypes: ClassPrototypes, seed: int = 0) -> dict:
         cfg = self.config
-        self.state = {}
-        self._fit_standardiser(features)
-        targets = label_positions(labels, prototypes.class_ids)
         device = torch.device(cfg.device)
+        x, y, text = self._training_tensors(features, labels, prototypes, device)
         torch.manual_seed(seed)
-        x = torch.from_numpy(self._standardise(features)).to(device)
-        y = torch.from_numpy(targets).to(device)
-        text = torch.from_numpy(prototypes.vectors).to(device)
         classifier = torch.nn.Linear(x.shape[1], len(prototypes.class_ids)).to(device)
         semantic = torch.nn.Linear(x.shape[1], text.shape[1]).to(device)
         log_scale = torch.nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature), device=device))

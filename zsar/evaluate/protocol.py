@@ -101,9 +101,9 @@ def calibrate_gzsl(head_name: str, params: dict, train: FeatureSet, split: ZeroS
     head = build_head(head_name, params)
     head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(split.validation_seen), seed=seed)
     classes = sorted(split.validation_seen + val.unseen)
-    curve = seen_unseen_curve(head.score(queries.embeddings, prototypes.subset(classes), backend, device),
-                              queries.labels, classes, split.validation_seen, val.unseen)
-    unseen_scores = head.score(queries.embeddings, prototypes.subset(val.unseen), backend, device)
+    scores = head.score(queries.embeddings, prototypes.subset(classes), backend, device)
+    curve = seen_unseen_curve(scores, queries.labels, classes, split.validation_seen, val.unseen)
+    unseen_scores = scores[:, [classes.index(c) for c in val.unseen]]  # per-class scores: same as scoring alone
     seen_logits, source = seen_class_logits(fit_set, queries, split.validation_seen, seed)
     gate = fit_domain_gate(unseen_scores, seen_logits, queries.labels, val.unseen, split.validation_seen, seed)
     return {"gamma": best_gamma(curve), "gate": gate, "validation_h": float(curve["h"].max()),
@@ -191,7 +191,7 @@ def run_protocol(
         gate = calibration.pop("gate")
         gzsl_result["cs_selection"] = calibration
         if gate is not None:
-            unseen_scores = head.score(gzsl_test.embeddings, unseen_protos, backend, device)
+            unseen_scores = g_scores[:, [all_classes.index(c) for c in split.unseen]]
             seen_logits, source = seen_class_logits(seen_train, gzsl_test, split.seen, seed)
             gated = gzsl_metrics(gate.predict(unseen_scores, split.unseen, seen_logits, split.seen), gzsl_test.labels,
                                  split.seen, split.unseen)

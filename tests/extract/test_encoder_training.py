@@ -84,3 +84,11 @@ def test_stratified_holdout_is_seeded_and_per_class():
     assert sorted(np.concatenate([fit, val])) == list(range(15))
     assert [int((labels[val] == c).sum()) for c in (3, 5, 7)] == [2, 1, 0]
     assert np.array_equal(val, stratified_holdout(labels, 0.2, seed=1)[1])
+
+
+def test_a_foreign_best_pth_is_never_overwritten(tmp_path, ucla_small, tiny_stgcn_config):
+    (tmp_path / "best.pth").write_bytes(b"someone else's file")
+    with pytest.raises(ZsarError, match="not a readable zsar training result") as info:
+        train_skeleton_encoder(ucla_small, SPLIT, tmp_path, options(tiny_stgcn_config), progress=False)
+    assert info.value.path == tmp_path / "best.pth"
+    assert (tmp_path / "best.pth").read_bytes() == b"someone else's file"

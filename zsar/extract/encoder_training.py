@@ -124,7 +124,11 @@ def train_skeleton_encoder(source: SampleSource, split: ZeroShotSplit, out_dir: 
                            "samples": meta["sample_id"].iloc[rows].tolist()})
     best_path, last_path = out / "best.pth", out / "last.pth"
     if best_path.is_file():
-        done = torch.load(best_path, map_location="cpu", weights_only=False)["meta"]["zsar"]["training"]
+        try:
+            done = torch.load(best_path, map_location="cpu", weights_only=False)["meta"]["zsar"]["training"]
+        except Exception as exc:  # damaged, or not written by zsar: never overwrite it
+            raise ZsarError(f"exists but is not a readable zsar training result ({type(exc).__name__}); "
+                            "train into another folder", best_path) from exc
         if done.get("run_key") == run_key and done.get("complete"):
             log.info("encoder already trained for this split and options: %s", best_path)
             return best_path

@@ -99,17 +99,14 @@ def extract_skeleton_stats(source: SampleSource, cache_path: str | Path, encoder
                             batch_size, overwrite, progress)
 
 
-def _map_classes(spec_names, target_names, classes) -> tuple[int, ...] | None:
-    """Classes of the encoder's label space as labels of the dataset's, by name; None if any has no match."""
-    if tuple(spec_names) == tuple(target_names):
-        return tuple(int(c) for c in classes)
+def _map_classes(spec_names, target_names, classes) -> list[int | None]:
+    """Classes of the encoder's label space as labels of the dataset's, matched by name (None: no match)."""
     index = {name: i for i, name in enumerate(target_names)}
-    mapped = [index.get(spec_names[c]) for c in classes]
-    return None if any(m is None for m in mapped) else tuple(mapped)
+    return [index.get(spec_names[c]) for c in classes]
 
 
 def network_encoder(source: SampleSource, encoder: SkeletonEncoder, checkpoint: str | Path | None = None,
-                temporal: bool = False, num_clips: int = 1) -> BatchEncoder:
+                    temporal: bool = False, num_clips: int = 1) -> BatchEncoder:
     spec = encoder.spec
     if source.layout != spec.layout:
         raise ZsarError(f"the encoder was built for layout {spec.layout!r} but dataset {source.name!r} is "
@@ -121,14 +118,11 @@ def network_encoder(source: SampleSource, encoder: SkeletonEncoder, checkpoint: 
         probe[..., :2] = np.linspace(1, 2, layout.num_joints)[None, None, :, None]
         probe[..., 2:] = 1
         temporal_length = encoder.features(encoder.test_clips(encoder.prepare(probe, (4, 4)), 1)[None])[2].shape[1]
-    trained = _map_classes(spec.class_names, source.class_names, spec.trained_classes)
-    if trained is None:  # the leakage audit must still see every class it was trained on
-        trained_names = {spec.class_names[c] for c in spec.trained_classes}
-        trained = tuple(i for i, n in enumerate(source.class_names) if n in trained_names)
-        logit_classes = None
+    mapped = _map_classes(spec.class_names, source.class_names, spec.trained_classes)
+    trained = tuple(m for m in mapped if m is not None)  # the leakage audit sees every matching trained class
+    logit_classes = trained if len(trained) == len(mapped) else None
+    if logit_classes is None:
         log.warning("the encoder's classes are not all in %s: its logits are not stored", source.name)
-    else:
-        logit_classes = trained
     record = {k: v for k, v in spec.to_dict().items() if k != "training"}
     record["training"] = {k: v for k, v in spec.training.items() if k not in ("log", "skipped")}
     header = CacheHeader(
@@ -155,9 +149,9 @@ def network_encoder(source: SampleSource, encoder: SkeletonEncoder, checkpoint: 
     return BatchEncoder(header, prepare_row, encode)
 
 
-def extract_skeleton_network(source: SampleSource, checkpoint: str | Path, cache_path: str | Path, batch_size: int = 16,
-                         device: str = "cpu", temporal: bool = False, num_clips: int = 1, overwrite: bool = False,
-                         progress: bool = True, **load_options) -> Path:
+def extract_skeleton_network(source: SampleSource, checkpoint: str | Path, cache_path: str | Path,
+                             batch_size: int = 16, device: str = "cpu", temporal: bool = False, num_clips: int = 1,
+                             overwrite: bool = False, progress: bool = True, **load_options) -> Path:
     """Embeddings, seen-class logits and optional per-time-step features of a trained graph network."""
     encoder = SkeletonEncoder.load(checkpoint, device, class_names=source.class_names, **load_options)
     return extract_skeleton(source, cache_path, network_encoder(source, encoder, checkpoint, temporal, num_clips),

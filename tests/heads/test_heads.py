@@ -17,12 +17,16 @@ def problem(synthetic_cache, text_encoder):
     return cache.load("train"), cache.load("test"), protos
 
 
+# settings for the fixture's 144 training samples (SA-DVAE's default batch gives 4 steps per epoch)
+FIXTURE_PARAMS = {"sadvae": {"batch_size": 8}}
+
+
 @pytest.mark.parametrize("name", sorted(HEADS))
 def test_head_contract(name, problem, tmp_path):
     train, test, protos = problem
     split = random_split(len(protos.class_ids), 4, seed=2)
     seen = train.with_classes(split.seen)
-    head = build_head(name)
+    head = build_head(name, FIXTURE_PARAMS.get(name))
     head.fit(seen.embeddings, seen.labels, protos.subset(split.seen), seed=0)
     queries = test.with_classes(split.unseen)
     scores = head.score(queries.embeddings, protos.subset(split.unseen))

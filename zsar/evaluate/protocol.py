@@ -60,30 +60,67 @@ def _require_samples(data: FeatureSet, classes, what: str, split: ZeroShotSplit)
         raise ZsarError(f"split {split.name!r}: {what} classes {missing} have no samples")
 
 
+def _grid_combos(grid: dict) -> list[dict]:
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())] if grid else [{}]
+
+
+def rank_parameters(
+    head_name: str, base_params: dict, combos: list[dict], fit_set: FeatureSet, fit_classes: list[int],
+    queries: FeatureSet, query_classes: list[int], prototypes: ClassPrototypes, seed: int, metric: str,
+    backend: str = "auto", device: str = "cpu",
+) -> tuple[dict, list]:
+    """Fit on `fit_set` (classes `fit_classes`) with every combination, score `queries` among `query_classes`;
+    the best parameters by ZSL top-1 (first of equals) and the table of all tried, under the key `metric`.
+    Heads with `epoch_selection` are scored after every epoch and the epoch count is part of the choice."""
+    per_epoch = getattr(head_class(head_name), "epoch_selection", False)
+    query_protos = prototypes.subset(query_classes)
+
+    def top1(head) -> float:
+        scores = head.score(queries.embeddings, query_protos, backend, device)
+        return zsl_metrics(scores, queries.labels, query_classes)["top1"]
+
+    table, candidates = [], []
+    for combo in combos:
+        head = build_head(head_name, {**base_params, **combo})
+        if per_epoch:
+            info = head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(fit_classes), seed=seed,
+                            monitor=top1)
+            for epoch, value in enumerate(info["epoch_scores"], start=1):
+                candidates.append({**combo, "epochs": epoch})
+                table.append({"params": candidates[-1], metric: value})
+        else:
+            head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(fit_classes), seed=seed)
+            candidates.append(combo)
+            table.append({"params": combo, metric: top1(head)})
+    best = max(range(len(table)), key=lambda i: (table[i][metric], -i))
+    return {**base_params, **candidates[best]}, table
+
+
 def select_parameters(
     head_name: str, base_params: dict, grid: dict, train: FeatureSet, split: ZeroShotSplit,
     prototypes: ClassPrototypes, seed: int, backend: str = "auto", device: str = "cpu",
 ) -> tuple[dict, list]:
-    """Best parameters by validation ZSL top-1 (first of equals); the table of all tried."""
-    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] if grid else [{}]
-    if len(combos) == 1 and not combos[0]:
+    """Best parameters (and epoch count, for heads that report epochs) by validation ZSL top-1."""
+    combos = _grid_combos(grid)
+    if combos == [{}] and not getattr(head_class(head_name), "epoch_selection", False):
         return dict(base_params), []
     if not split.validation_unseen:
         return dict(base_params), [{"note": "no validation classes; defaults used"}]
     val = split.validation_split()
-    fit_set = train.with_classes(split.validation_seen)
     queries = train.with_classes(val.unseen)
     _require_samples(queries, val.unseen, "validation-unseen (training samples of)", split)
-    table = []
-    for combo in combos:
-        params = {**base_params, **combo}
-        head = build_head(head_name, params)
-        head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(split.validation_seen), seed=seed)
-        scores = head.score(queries.embeddings, prototypes.subset(val.unseen), backend, device)
-        top1 = zsl_metrics(scores, queries.labels, val.unseen)["top1"]
-        table.append({"params": combo, "validation_top1": top1})
-    best = max(range(len(table)), key=lambda i: (table[i]["validation_top1"], -i))
-    return {**base_params, **combos[best]}, table
+    return rank_parameters(head_name, base_params, combos, train.with_classes(split.validation_seen),
+                           split.validation_seen, queries, val.unseen, prototypes, seed, "validation_top1",
+                           backend, device)
+
+
+def unseen_class_scores(head: Head, data: FeatureSet, all_scores: np.ndarray, all_classes: list[int],
+                        unseen: list[int], prototypes: ClassPrototypes, backend: str, device: str) -> np.ndarray:
+    """The gate's unseen-class scores: the unseen columns of the all-class scores when a class's score does not
+    depend on the others scored with it, else the head scored against the unseen classes alone (SA-DVAE)."""
+    if getattr(head, "separable_scores", True):
+        return all_scores[:, [all_classes.index(c) for c in unseen]]
+    return head.score(data.embeddings, prototypes.subset(unseen), backend, device)
 
 
 def calibrate_gzsl(head_name: str, params: dict, train: FeatureSet, split: ZeroShotSplit, prototypes: ClassPrototypes,
@@ -103,7 +140,7 @@ def calibrate_gzsl(head_name: str, params: dict, train: FeatureSet, split: ZeroS
     classes = sorted(split.validation_seen + val.unseen)
     scores = head.score(queries.embeddings, prototypes.subset(classes), backend, device)
     curve = seen_unseen_curve(scores, queries.labels, classes, split.validation_seen, val.unseen)
-    unseen_scores = scores[:, [classes.index(c) for c in val.unseen]]  # per-class scores: same as scoring alone
+    unseen_scores = unseen_class_scores(head, queries, scores, classes, val.unseen, prototypes, backend, device)
     seen_logits, source = seen_class_logits(fit_set, queries, split.validation_seen, seed)
     gate = fit_domain_gate(unseen_scores, seen_logits, queries.labels, val.unseen, split.validation_seen, seed)
     return {"gamma": best_gamma(curve), "gate": gate, "validation_h": float(curve["h"].max()),
@@ -114,19 +151,11 @@ def select_on_test(
     head_name: str, base_params: dict, grid: dict, train: FeatureSet, test: FeatureSet, split: ZeroShotSplit,
     prototypes: ClassPrototypes, seed: int, backend: str = "auto", device: str = "cpu",
 ) -> tuple[dict, list]:
-    """Paper-comparison mode only: the parameters with the best *test* ZSL top-1 (what several released
-    codes report). Not an honest estimate; reports label runs made this way."""
-    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] if grid else [{}]
-    seen_train = train.with_classes(split.seen)
-    queries = test.with_classes(split.unseen)
-    table = []
-    for combo in combos:
-        head = build_head(head_name, {**base_params, **combo})
-        head.fit(seen_train.embeddings, seen_train.labels, prototypes.subset(split.seen), seed=seed)
-        scores = head.score(queries.embeddings, prototypes.subset(split.unseen), backend, device)
-        table.append({"params": combo, "test_top1": zsl_metrics(scores, queries.labels, split.unseen)["top1"]})
-    best = max(range(len(table)), key=lambda i: (table[i]["test_top1"], -i))
-    return {**base_params, **combos[best]}, table
+    """Paper-comparison mode only: the parameters (and epoch) with the best *test* ZSL top-1 (what several
+    released codes report). Not an honest estimate; reports label runs made this way."""
+    return rank_parameters(head_name, base_params, _grid_combos(grid), train.with_classes(split.seen), split.seen,
+                           test.with_classes(split.unseen), split.unseen, prototypes, seed, "test_top1",
+                           backend, device)
 
 
 def predictions_table(task: str, data: FeatureSet, scores: np.ndarray, class_ids, class_names, k: int) -> pd.DataFrame:
@@ -191,7 +220,8 @@ def run_protocol(
         gate = calibration.pop("gate")
         gzsl_result["cs_selection"] = calibration
         if gate is not None:
-            unseen_scores = g_scores[:, [all_classes.index(c) for c in split.unseen]]
+            unseen_scores = unseen_class_scores(head, gzsl_test, g_scores, all_classes, split.unseen, prototypes,
+                                                backend, device)
             seen_logits, source = seen_class_logits(seen_train, gzsl_test, split.seen, seed)
             gated = gzsl_metrics(gate.predict(unseen_scores, split.unseen, seen_logits, split.seen), gzsl_test.labels,
                                  split.seen, split.unseen)

@@ -10,11 +10,13 @@ from zsar.heads.base import Head, build_config
 from zsar.heads.dual_head import DualHead
 from zsar.heads.linear_projection import LinearProjectionHead
 from zsar.heads.nearest_prototype import NearestPrototypeHead
+from zsar.heads.sadvae import SADVAEHead
 
 HEADS: dict[str, type[Head]] = {
     NearestPrototypeHead.name: NearestPrototypeHead,
     LinearProjectionHead.name: LinearProjectionHead,
     DualHead.name: DualHead,
+    SADVAEHead.name: SADVAEHead,
 }
 
 

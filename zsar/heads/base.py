@@ -26,6 +26,13 @@ def build_config(config_cls: type, params: dict | None, where: str) -> Any:
     return config_cls(**params)
 
 
+def check_prototypes_cover(labels: np.ndarray, prototypes: ClassPrototypes) -> None:
+    """Every training class needs a text prototype; the error names the ones without."""
+    missing = sorted(set(np.unique(labels).tolist()) - set(prototypes.class_ids.tolist()))
+    if missing:
+        raise ZsarError(f"no text prototype for training classes {missing[:20]} (variant {prototypes.variant!r})")
+
+
 class Head:
     """Base class. Subclasses set `name`, `Config`, `search_space` and implement `fit`, `project`
     and `class_vectors`; scores are cosine similarities / `temperature` through `PrototypeIndex`."""
@@ -84,6 +91,7 @@ class Head:
         from zsar.evaluate.metrics import label_positions
 
         self.state = {}
+        check_prototypes_cover(labels, prototypes)
         self._fit_standardiser(features)
         x = torch.from_numpy(self._standardise(features)).to(device)
         y = torch.from_numpy(label_positions(labels, prototypes.class_ids)).to(device)

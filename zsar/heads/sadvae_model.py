@@ -1,0 +1,210 @@
+"""SA-DVAE's networks, per-iteration loss and training loop (the published model; see the head module).
+
+The loop is the fast path: all features live in one tensor, a batch is one index gather, the noise of an
+epoch is drawn in one call, terms whose schedule weight is zero are not computed (their gradient is
+exactly zero), and both optimisers are torch's fused Adam. `sadvae_loss(..., skip_zero_terms=False)`
+computes every term every iteration, as the released code does; the tests check the two agree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The per-iteration loss weights; reset at the start of every epoch."""
+
+    kl_skeleton: float  # b_s
+    kl_text: float  # b_t, also the total-correlation weight
+    cross: float  # l_c
+
+    @staticmethod
+    def at(epoch: int, i: int, n: int) -> Schedule:
+        b_s = max(0.1 * (i - 0.588 * n) / (1.765 * n), 0.0)
+        b_t = max(0.1 * (i - 0.8 * n) / (1.765 * n), 0.0) if epoch >= 2 else 0.0
+        return Schedule(b_s, b_t, 1.0 if i > int(0.8 * n) else 0.0)
+
+
+def _linear(n_in: int, n_out: int) -> nn.Linear:
+    layer = nn.Linear(n_in, n_out)
+    nn.init.xavier_uniform_(layer.weight, gain=0.5)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class SADVAENetwork(nn.Module):
+    """Skeleton VAE (latent = semantic `ls` + style `ils`), text VAE (latent `ls`), and the
+    total-correlation discriminator. Encoders are single linear layers (mu and logvar side by side)."""
+
+    def __init__(self, feature_dim: int, text_dim: int, latent: int, style: int, skeleton_relu: bool = True):
+        super().__init__()
+        self.latent, self.style, self.skeleton_relu = latent, style, skeleton_relu
+        full = latent + style
+        self.skeleton_encoder = _linear(feature_dim, 2 * full)
+        self.skeleton_decoder = _linear(full, feature_dim)
+        self.text_encoder = _linear(text_dim, 2 * latent)
+        self.text_decoder = _linear(latent, text_dim)
+        self.discriminator = nn.Sequential(_linear(full, full // 4), nn.ReLU(), _linear(full // 4, 1))
+
+    def vae_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.named_parameters() if not name.startswith("discriminator")]
+
+    def encode_skeleton(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        full = self.latent + self.style
+        h = self.skeleton_encoder(x)
+        return h[:, :full], h[:, full:]  # mu, logvar [B, ls + ils]
+
+    def encode_text(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.text_encoder(y)
+        return h[:, : self.latent], h[:, self.latent :]  # mu, logvar [B, ls]
+
+    def decode_skeleton(self, z: torch.Tensor) -> torch.Tensor:
+        out = self.skeleton_decoder(z)
+        return F.relu(out) if self.skeleton_relu else out
+
+    def decode_text(self, z: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.text_decoder(z))
+
+
+def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """mu + noise * exp(logvar / 2); `noise` is [B, dims] or, as in the released code, [B, 1]."""
+    return mu + noise * torch.exp(0.5 * logvar)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma) || N(0, 1)) summed over dims, mean over the batch."""
+    return -0.5 * torch.mean(torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1))
+
+
+@dataclass
+class Latents:
+    mu_x: torch.Tensor
+    logvar_x: torch.Tensor
+    mu_y: torch.Tensor
+    logvar_y: torch.Tensor
+    z_x: torch.Tensor  # [B, ls + ils]
+    z_y: torch.Tensor  # [B, ls]
+
+
+def encode_batch(net: SADVAENetwork, x, y, noise_x, noise_y) -> Latents:
+    mu_x, lv_x = net.encode_skeleton(x)
+    mu_y, lv_y = net.encode_text(y)
+    return Latents(mu_x, lv_x, mu_y, lv_y, reparameterise(mu_x, lv_x, noise_x), reparameterise(mu_y, lv_y, noise_y))
+
+
+def discriminator_loss(net: SADVAENetwork, lat: Latents, weight: float, shuffles: torch.Tensor) -> torch.Tensor:
+    """Real pairs [z_r, z_v], [z_y, z_v] (label 1) against the same with both parts shuffled independently
+    across the batch (label 0), binary cross-entropy scaled by b_t. `shuffles` is [4, B] permutations."""
+    ls = net.latent
+    z_r, z_v, z_y = lat.z_x[:, :ls].detach(), lat.z_x[:, ls:].detach(), lat.z_y.detach()
+    real = torch.cat([torch.cat([z_r, z_v], 1), torch.cat([z_y, z_v], 1)])
+    fake = torch.cat([torch.cat([z_r[shuffles[0]], z_v[shuffles[1]]], 1),
+                      torch.cat([z_y[shuffles[2]], z_v[shuffles[3]]], 1)])
+    logits = net.discriminator(torch.cat([real, fake])).squeeze(1)
+    target = torch.cat([torch.ones(real.shape[0]), torch.zeros(fake.shape[0])]).to(logits)
+    return weight * F.binary_cross_entropy_with_logits(logits, target)
+
+
+def sadvae_loss(net: SADVAENetwork, x, y, lat: Latents, w: Schedule, skip_zero_terms: bool = True) -> torch.Tensor:
+    """Reconstruction + b_s KL(skeleton) + b_t KL(text) + l_c cross-reconstruction + b_t TC penalty."""
+    ls = net.latent
+    loss = F.mse_loss(net.decode_skeleton(lat.z_x), x) + F.mse_loss(net.decode_text(lat.z_y), y)
+    if w.kl_skeleton or not skip_zero_terms:
+        loss = loss + w.kl_skeleton * gaussian_kl(lat.mu_x, lat.logvar_x)
+    if w.kl_text or not skip_zero_terms:
+        loss = loss + w.kl_text * gaussian_kl(lat.mu_y, lat.logvar_y)
+    if w.cross or not skip_zero_terms:
+        cross_x = net.decode_skeleton(torch.cat([lat.z_y, lat.z_x[:, ls:]], 1))
+        cross_y = net.decode_text(lat.z_x[:, :ls])
+        loss = loss + w.cross * (F.mse_loss(cross_x, x) + F.mse_loss(cross_y, y))
+    if w.kl_text or not skip_zero_terms:
+        loss = loss + w.kl_text * torch.sigmoid(net.discriminator(lat.z_x)).mean()
+    return loss
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    epochs: int
+    batch_size: int
+    lr: float
+    dis_step: int
+    scalar_noise: bool  # the released code's [B, 1] noise
+
+
+def iterations_per_epoch(num_samples: int, batch_size: int) -> int:
+    """Full batches per epoch (the last partial batch is dropped); at least one."""
+    return max(num_samples // batch_size, 1)
+
+
+def train_sadvae(net: SADVAENetwork, features: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
+                 settings: LoopSettings, generator: torch.Generator,
+                 after_epoch: Callable[[int, float], None] | None = None) -> float:
+    """Train in place on features [N, Dx] with class text [C, Dy] and label positions [N]; returns the
+    last VAE loss (NaN when training diverged). `after_epoch(epoch, loss)` runs after every epoch."""
+    n = features.shape[0]
+    batch = min(settings.batch_size, n)
+    steps = iterations_per_epoch(n, batch)
+    vae_opt = torch.optim.Adam(net.vae_parameters(), lr=settings.lr, fused=True)
+    dis_params = list(net.discriminator.parameters())
+    dis_opt = torch.optim.Adam(dis_params, lr=settings.lr, fused=True)
+    full, ls = net.latent + net.style, net.latent
+    loss_value = math.nan
+    for epoch in range(settings.epochs):
+        order = torch.randperm(n, generator=generator)[: steps * batch].view(steps, batch)
+        noise_x = torch.randn(steps, batch, 1 if settings.scalar_noise else full, generator=generator)
+        noise_y = torch.randn(steps, batch, 1 if settings.scalar_noise else ls, generator=generator)
+        for i in range(steps):
+            idx = order[i]
+            x, y = features[idx], text[labels[idx]]
+            w = Schedule.at(epoch, i, steps)
+            lat = encode_batch(net, x, y, noise_x[i], noise_y[i])
+            if i % settings.dis_step == 0:
+                shuffles = torch.stack([torch.randperm(batch, generator=generator) for _ in range(4)])
+                for p in dis_params:
+                    p.grad = torch.zeros_like(p)
+                if w.kl_text:  # with b_t = 0 the gradient is exactly zero; Adam still steps (its moments decay)
+                    discriminator_loss(net, lat, w.kl_text, shuffles).backward()
+                dis_opt.step()
+            loss = sadvae_loss(net, x, y, lat, w)
+            vae_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            vae_opt.step()  # (the TC penalty's gradient left in the discriminator is reset before its next step)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            return loss_value
+        if after_epoch is not None:
+            after_epoch(epoch, loss_value)
+    return loss_value
+
+
+def text_latent_samples(net: SADVAENetwork, text: torch.Tensor, per_class: int, scalar_noise: bool,
+                        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """`per_class` reparameterised text latents per class: samples [C * per_class, ls], labels [C * per_class]."""
+    with torch.no_grad():
+        mu, logvar = net.encode_text(text)
+    c, ls = mu.shape
+    noise = torch.randn(c, per_class, 1 if scalar_noise else ls, generator=generator)
+    z = mu[:, None] + noise * torch.exp(0.5 * logvar)[:, None]
+    return z.reshape(c * per_class, ls), torch.arange(c).repeat_interleave(per_class)
+
+
+def train_latent_classifier(samples: torch.Tensor, labels: torch.Tensor, num_classes: int, steps: int, lr: float,
+                            relu_logits: bool, seed: int) -> nn.Linear:
+    """A fresh linear classifier latent -> classes, full-batch Adam on the sampled text latents."""
+    torch.manual_seed(seed)
+    classifier = nn.Linear(samples.shape[1], num_classes)
+    opt = torch.optim.Adam(classifier.parameters(), lr=lr, fused=True)
+    for _ in range(steps):
+        logits = classifier(samples)
+        loss = F.cross_entropy(F.relu(logits) if relu_logits else logits, labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return classifier

@@ -17,11 +17,13 @@ text_app = typer.Typer(no_args_is_help=True, help="Class text prototypes.")
 splits_app = typer.Typer(no_args_is_help=True, help="Zero-shot class splits.")
 encoder_app = typer.Typer(no_args_is_help=True, help="Train skeleton encoders on seen classes.")
 extract_app = typer.Typer(no_args_is_help=True, help="Run encoders over a dataset into a feature cache.")
+import_app = typer.Typer(no_args_is_help=True, help="Import published feature releases as caches, splits and runs.")
 app.add_typer(cache_app, name="cache")
 app.add_typer(encoder_app, name="encoder")
 app.add_typer(extract_app, name="extract")
 app.add_typer(text_app, name="text")
 app.add_typer(splits_app, name="splits")
+app.add_typer(import_app, name="import")
 
 
 @app.callback()
@@ -102,6 +104,22 @@ def cache_import(
     path = import_arrays(embeddings, metadata, class_names, out, dataset, encoder, modality, logits,
                          _ids(logit_classes), _ids(trained_classes), dtype)
     typer.echo(f"wrote {path}")
+
+
+@import_app.command("sadvae")
+def import_sadvae(
+    resources: Path = typer.Argument(..., help="The release's resources/ folder (label_splits, sk_feats, text_feats)."),
+    out: Path = typer.Option(Path("imported"), help="Folder for the caches, splits, prototypes and experiments."),
+) -> None:
+    """SA-DVAE / SynSE feature releases -> zsar caches + split + prototypes + an experiment file for `zsar run`."""
+    from zsar.features.release_import import import_sadvae_release
+
+    for record in import_sadvae_release(resources, out):
+        typer.echo(f"{record['cache']}: {record['train']} training / {record['test']} test rows, unseen "
+                   f"{record['unseen']}" + (f", validation features {record['validation_cache']}"
+                                            if "validation_cache" in record else ""))
+        for path in record["experiments"]:
+            typer.echo(f"  zsar run {path}")
 
 
 def _ids(text: str | None) -> list[int] | None:

@@ -182,9 +182,13 @@ def run_protocol(
     head_name: str, base_params: dict, grid: dict | None, train: FeatureSet, test: FeatureSet,
     split: ZeroShotSplit, prototypes: ClassPrototypes, seed: int, gzsl: bool = True, top_k: int = 5,
     backend: str = "auto", device: str = "cpu", selection_on_test: bool = False,
+    validation: FeatureSet | None = None,
 ) -> RunResult:
     """One head, split and seed. `selection_on_test` reproduces the papers' test-set model selection,
-    for comparison only (the report labels it); by default parameters are chosen on validation."""
+    for comparison only (the report labels it); by default parameters are chosen on validation.
+    `validation`: features for the validation problem from an encoder that never saw the validation-unseen
+    classes (as the published releases ship them); by default the training features serve."""
+    validation = train if validation is None else validation
     grid = head_class(head_name).search_space if grid is None else grid
     seen_train = train.with_classes(split.seen)
     _require_samples(seen_train, split.seen, "seen (training)", split)
@@ -193,7 +197,7 @@ def run_protocol(
         params, selection = select_on_test(head_name, base_params, grid, train, test, split, prototypes, seed,
                                            backend, device)
     else:
-        params, selection = select_parameters(head_name, base_params, grid, train, split, prototypes, seed,
+        params, selection = select_parameters(head_name, base_params, grid, validation, split, prototypes, seed,
                                               backend, device)
     head = build_head(head_name, params)
     fit_info = head.fit(seen_train.embeddings, seen_train.labels, prototypes.subset(split.seen), seed=seed)
@@ -213,7 +217,7 @@ def run_protocol(
         g_scores = head.score(gzsl_test.embeddings, all_protos, backend, device)
         g_pred = np.asarray(all_classes)[g_scores.argmax(axis=1)]
         gzsl_result = gzsl_metrics(g_pred, gzsl_test.labels, split.seen, split.unseen)
-        calibration = calibrate_gzsl(head_name, params, train, split, prototypes, seed, backend, device)
+        calibration = calibrate_gzsl(head_name, params, validation, split, prototypes, seed, backend, device)
         stacked = calibrated_stacking_metrics(g_scores, gzsl_test.labels, all_classes, split.seen, split.unseen,
                                               calibration["gamma"])
         gzsl_result.update({f"cs_{k}": v for k, v in stacked.items() if k in ("seen", "unseen", "h", "gamma")})

@@ -16,7 +16,8 @@ def _from_cache(data: FeatureSet, classes) -> np.ndarray | None:
     if data.logits is None or data.logit_classes is None or not set(classes) <= set(data.logit_classes):
         return None
     cols = [list(data.logit_classes).index(c) for c in classes]
-    return data.logits[:, cols]
+    stored = data.logits[:, cols]
+    return stored if np.isfinite(stored).all() else None  # some rows were stored without logits
 
 
 def seen_class_logits(fit: FeatureSet, query: FeatureSet, classes, seed: int = 0, epochs: int = 100

@@ -7,6 +7,8 @@ seeds = [0, 1]                # head training seeds; several give mean and std
 [data]
 source = "synthetic"          # "synthetic" (built-in demo data), "skeleton" (a skeleton dataset) or "cache"
 cache = "features.h5"         # source = "cache": a zsar cache (see `zsar cache import`, `zsar extract`)
+validation_cache = "val.h5"   # source = "cache", optional: training features of an encoder trained on the
+                              # validation-seen classes only, used for model selection and GZSL calibration
 dataset = "path/to/all_sqe"   # source = "skeleton": NW-UCLA JSON folder, NTU .skeleton folder or pose pickle
 format = "auto"               # source = "skeleton": auto | nw_ucla | ntu | pickle
 options = { benchmark = "xsub" }  # source = "skeleton": options of the format's loader
@@ -30,6 +32,7 @@ descriptions = "desc.json"    # description: file of texts per class
 parts = "parts.json"          # parts: file of parts per class (synthetic data has built-in parts)
 part_weights = [0.6, 0.4]     # parts: optional weights of the part positions
 class_names = "names.txt"     # optional: class names overriding the cache's
+prototypes = "protos.h5"      # optional: precomputed prototypes (of `variant`) instead of embedding texts
 
 [splits]
 names = ["ntu60/55-5", "my_split.toml"]  # standard names or split files
@@ -71,6 +74,7 @@ class DataConfig:
     train_split: str = "train"
     test_split: str = "test"
     synthetic: dict = field(default_factory=dict)
+    validation_cache: str | None = None  # source = "cache": features for the validation problem (see the docs)
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class TextConfig:
     parts: str | None = None
     part_weights: list | None = None
     class_names: str | None = None
+    prototypes: str | None = None  # a zsar prototype file (e.g. from `zsar import sadvae`) instead of embedding
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from zsar.extract.skeleton import extract_skeleton_network, extract_skeleton_sta
 from zsar.extract.skeleton_stats import ENCODER_NAME, SkeletonStatsConfig, SkeletonStatsEncoder
 from zsar.extract.text import TextEncoder, build_prototypes
 from zsar.features.fingerprint import file_sha256
-from zsar.features.prototypes import ClassPrototypes, save_prototypes
+from zsar.features.prototypes import ClassPrototypes, load_prototypes, save_prototypes
 from zsar.features.reader import FeatureCache
 from zsar.heads.base import build_config
 
@@ -73,6 +73,12 @@ def prepare_features(config: ExperimentConfig, out: Path, split: ZeroShotSplit, 
 
 def prepare_prototypes(config: ExperimentConfig, class_names: list[str], out: Path) -> tuple[ClassPrototypes, Path]:
     t = config.text
+    if t.prototypes:
+        path = config.resolve(t.prototypes)
+        protos = load_prototypes(path, t.variant)
+        if len(protos.class_ids) != len(class_names):
+            raise ZsarError(f"{len(protos.class_ids)} prototypes for {len(class_names)} classes", path)
+        return protos, path
     descriptions = read_class_texts(config.resolve(t.descriptions), class_names) if t.descriptions else None
     parts = read_class_texts(config.resolve(t.parts), class_names) if t.parts else None
     if t.variant == "parts" and parts is None and config.data.source == "synthetic":
@@ -127,6 +133,15 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
         cache = FeatureCache(prepare_features(config, out, split, source, progress))
         caches[split.name] = cache
         leakage[split.name] = check_leakage(cache, split, ev.allow_leakage)
+    validation = None
+    if config.data.validation_cache:
+        validation_cache = FeatureCache(config.resolve(config.data.validation_cache))
+        validation = validation_cache.load(config.data.train_split)
+        for split in splits:
+            leaked = sorted(set(validation.labels.tolist()) & set(split.unseen))
+            if leaked:
+                raise ZsarError(f"validation features hold unseen classes {leaked} of split {split.name!r}",
+                                validation_cache.path)
     runs, figures = [], []
     for spec in config.heads:
         for split in splits:
@@ -137,7 +152,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
             for seed in config.seeds:
                 log.info("head %s, split %s, seed %d", spec.name, split.name, seed)
                 result = run_protocol(spec.name, spec.params, spec.search, train, test, split, prototypes, seed,
-                                      ev.gzsl, ev.top_k, ev.search_backend, ev.device, ev.select_on_test)
+                                      ev.gzsl, ev.top_k, ev.search_backend, ev.device, ev.select_on_test,
+                                      validation=validation)
                 run_dir = out / "runs" / spec.name / f"{split_tag(split)}__seed{seed}"
                 run_dir.mkdir(parents=True, exist_ok=True)
                 result.predictions.to_csv(run_dir / "predictions.csv", index=False)
@@ -176,6 +192,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
         "caches": {
             "features": _cache_record(caches[splits[0].name]),
             "features_by_split": {name: _cache_record(c) for name, c in caches.items()},
+            "validation_features": _cache_record(validation_cache) if validation is not None else None,
             "prototypes": {"path": str(proto_path), "fingerprint": file_sha256(proto_path),
                            "text_model": prototypes.text_model, "variant": prototypes.variant},
         },

@@ -13,7 +13,7 @@ from zsar.features.schema import CacheHeader
 from zsar.features.writer import write_cache
 
 
-def _load_npy(path: Path) -> np.ndarray:
+def load_npy(path: Path) -> np.ndarray:
     if not Path(path).is_file():
         raise ZsarError("file not found", path)
     try:
@@ -38,7 +38,7 @@ def import_arrays(
     trained_classes: list[int] | None = None, dtype: str = "float32",
 ) -> Path:
     names = read_class_names(class_names)
-    x = _load_npy(embeddings)
+    x = load_npy(embeddings)
     if x.ndim != 2:
         raise ZsarError(f"embeddings must be [N, D], got shape {x.shape}", embeddings)
     table = _load_table(metadata)
@@ -54,7 +54,7 @@ def import_arrays(
                         embeddings)
     lg = None
     if logits is not None:
-        lg = _load_npy(logits)
+        lg = load_npy(logits)
         logit_classes = logit_classes or list(range(lg.shape[1]))
         if lg.shape != (len(x), len(logit_classes)):
             raise ZsarError(f"logits have shape {lg.shape}, expected {(len(x), len(logit_classes))}", logits)

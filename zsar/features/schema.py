@@ -3,7 +3,8 @@
 A cache is one HDF5 file per (dataset, modality, encoder):
 
 - `embeddings`   [N, D] float16 or float32, one row per sample
-- `logits`       [N, C] float32, optional: the encoder's own scores for the classes in `logit_classes`
+- `logits`       [N, C] float32, optional: the encoder's own scores for the classes in `logit_classes`; a row of
+                  all NaN means "no logits for this sample" (imported releases give them for test rows only)
 - `temporal`     [N, T, D], optional: per-time-step features
 - `row_status`   [N] int8: 0 pending, 1 ok, 2 failed (the fill mask that proves completeness)
 - `row_error`    [N] str: why a row failed ('' when ok)

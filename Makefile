@@ -27,6 +27,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/cache_io.py
 	$(BIN)/python benchmarks/prototype_search.py
 	$(BIN)/python benchmarks/skeleton_extract.py
+	$(BIN)/python benchmarks/sadvae_speed.py
 
 # The real-data worked example (needs NW-UCLA at ../shared/datasets/nw-ucla/all_sqe, or edit the config)
 nw-ucla: $(BIN)/.installed

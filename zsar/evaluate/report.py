@@ -91,7 +91,7 @@ def cache_entries(report: dict) -> list[tuple[str, dict]]:
     if by_split and len({c["path"] for c in by_split.values()}) > 1:
         caches.pop("features")
         caches.update({f"features ({split})": c for split, c in by_split.items()})
-    return list(caches.items())
+    return [(role, record) for role, record in caches.items() if record is not None]
 
 
 def html_report(report: dict, figures: list[tuple[str, str]]) -> str:

@@ -29,9 +29,8 @@ from zsar.heads.sadvae import PRESETS, torch_threads
 from zsar.heads.sadvae_model import (
     SADVAENetwork,
     Schedule,
-    discriminator_loss,
     encode_batch,
-    sadvae_loss,
+    reference_step,
     text_latent_samples,
     train_latent_classifier,
 )
@@ -83,15 +82,8 @@ def reference_run(x, labels, test_x, test_labels, text, unseen, epochs: int, see
         for i, (xb, yb, _) in enumerate(loader):
             w = Schedule.at(epoch, i, steps)
             lat = encode_batch(net, xb, yb, torch.randn(len(xb), 1), torch.randn(len(xb), 1))
-            if i % p["dis_step"] == 0:
-                shuffles = torch.stack([torch.randperm(len(xb)) for _ in range(4)])
-                dis_opt.zero_grad()
-                discriminator_loss(net, lat, w.kl_text, shuffles).backward()
-                dis_opt.step()
-            loss = sadvae_loss(net, xb, yb, lat, w, skip_zero_terms=False)
-            vae_opt.zero_grad()
-            loss.backward()
-            vae_opt.step()
+            shuffles = torch.stack([torch.randperm(len(xb)) for _ in range(4)]) if i % p["dis_step"] == 0 else None
+            reference_step(net, xb, yb, lat, w, shuffles, vae_opt, dis_opt)
         samples, targets = text_latent_samples(net, unseen_text, 500, True, torch.Generator().manual_seed(epoch))
         classifier = train_latent_classifier(samples, targets, len(unseen), 300, 1e-3, True, epoch)
         with torch.no_grad():

@@ -13,8 +13,8 @@ from zsar.heads.sadvae_model import (
     LoopSettings,
     SADVAENetwork,
     Schedule,
-    discriminator_loss,
     encode_batch,
+    reference_step,
     sadvae_loss,
     train_sadvae,
 )
@@ -46,15 +46,9 @@ def _naive_train(net, x, text, labels, settings, generator):
             xb, yb = x[order[i]], text[labels[order[i]]]
             w = Schedule.at(epoch, i, steps)
             lat = encode_batch(net, xb, yb, noise_x[i], noise_y[i])
-            if i % settings.dis_step == 0:
-                shuffles = torch.stack([torch.randperm(settings.batch_size, generator=generator) for _ in range(4)])
-                dis_opt.zero_grad()
-                discriminator_loss(net, lat, w.kl_text, shuffles).backward()
-                dis_opt.step()
-            loss = sadvae_loss(net, xb, yb, lat, w, skip_zero_terms=False)
-            vae_opt.zero_grad()
-            loss.backward()
-            vae_opt.step()
+            shuffles = torch.stack([torch.randperm(settings.batch_size, generator=generator) for _ in range(4)]) \
+                if i % settings.dis_step == 0 else None
+            reference_step(net, xb, yb, lat, w, shuffles, vae_opt, dis_opt)
 
 
 def test_schedule_matches_the_published_formulas():

@@ -129,6 +129,22 @@ def sadvae_loss(net: SADVAENetwork, x, y, lat: Latents, w: Schedule, skip_zero_t
     return loss
 
 
+def reference_step(net: SADVAENetwork, x, y, lat: Latents, w: Schedule, shuffles: torch.Tensor | None,
+                   vae_opt: torch.optim.Optimizer, dis_opt: torch.optim.Optimizer) -> torch.Tensor:
+    """One iteration the way the released code does it: the discriminator step (when `shuffles` is given) with
+    its loss computed even at weight 0, then every VAE loss term. The fast loop is tested and benchmarked
+    against it."""
+    if shuffles is not None:
+        dis_opt.zero_grad()
+        discriminator_loss(net, lat, w.kl_text, shuffles).backward()
+        dis_opt.step()
+    loss = sadvae_loss(net, x, y, lat, w, skip_zero_terms=False)
+    vae_opt.zero_grad()
+    loss.backward()
+    vae_opt.step()
+    return loss
+
+
 @dataclass(frozen=True)
 class LoopSettings:
     epochs: int

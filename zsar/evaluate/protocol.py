@@ -72,7 +72,7 @@ def rank_parameters(
     """Fit on `fit_set` (classes `fit_classes`) with every combination, score `queries` among `query_classes`;
     the best parameters by ZSL top-1 (first of equals) and the table of all tried, under the key `metric`.
     Heads with `epoch_selection` are scored after every epoch and the epoch count is part of the choice."""
-    per_epoch = getattr(head_class(head_name), "epoch_selection", False)
+    per_epoch = head_class(head_name).epoch_selection
     query_protos = prototypes.subset(query_classes)
 
     def top1(head) -> float:
@@ -102,7 +102,7 @@ def select_parameters(
 ) -> tuple[dict, list]:
     """Best parameters (and epoch count, for heads that report epochs) by validation ZSL top-1."""
     combos = _grid_combos(grid)
-    if combos == [{}] and not getattr(head_class(head_name), "epoch_selection", False):
+    if combos == [{}] and not head_class(head_name).epoch_selection:
         return dict(base_params), []
     if not split.validation_unseen:
         return dict(base_params), [{"note": "no validation classes; defaults used"}]
@@ -118,7 +118,7 @@ def unseen_class_scores(head: Head, data: FeatureSet, all_scores: np.ndarray, al
                         unseen: list[int], prototypes: ClassPrototypes, backend: str, device: str) -> np.ndarray:
     """The gate's unseen-class scores: the unseen columns of the all-class scores when a class's score does not
     depend on the others scored with it, else the head scored against the unseen classes alone (SA-DVAE)."""
-    if getattr(head, "separable_scores", True):
+    if head.separable_scores:
         return all_scores[:, [all_classes.index(c) for c in unseen]]
     return head.score(data.embeddings, prototypes.subset(unseen), backend, device)
 

@@ -182,7 +182,7 @@ def import_sadvae_release(resources: str | Path, out: str | Path) -> list[dict]:
     if not main:
         raise ZsarError("no feature folders named <backbone>_<dataset>_<unseen>_r", feats)
     out.mkdir(parents=True, exist_ok=True)
-    records = []
+    records, texts_by_dataset = [], {}
     for folder in main:
         m = FOLDER.match(folder.name)
         ds, unseen_count = m["ds"], int(m["unseen"])
@@ -199,7 +199,9 @@ def import_sadvae_release(resources: str | Path, out: str | Path) -> list[dict]:
         split_file.write_text(f"# {folder.name}: the release's label_splits/{ds}/ru{unseen_count}.npy and "
                               f"rv{unseen_count}_0.npy\nnum_classes = {num_classes}\nunseen = {unseen}\n"
                               f"validation_unseen = {val_unseen}\n", encoding="utf-8")
-        texts = _import_text(resources, ds, num_classes, names, out)
+        if (ds, num_classes) not in texts_by_dataset:  # several folders of one dataset share its text features
+            texts_by_dataset[ds, num_classes] = _import_text(resources, ds, num_classes, names, out)
+        texts = texts_by_dataset[ds, num_classes]
         experiments = []
         for text in texts:
             exp_name = f"{folder.name}__{text['encoder']}__{text['variant']}"

@@ -41,6 +41,10 @@ class Head:
     Config: ClassVar[type]
     # hyper-parameter grid searched on the validation zero-shot split (never on test)
     search_space: ClassVar[dict[str, list]] = {}
+    # fit(..., monitor=f) calls f(head) after every epoch; the protocol then chooses `epochs` too
+    epoch_selection: ClassVar[bool] = False
+    # a class's score does not depend on the other classes scored with it (prototype heads)
+    separable_scores: ClassVar[bool] = True
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()

@@ -94,7 +94,6 @@ def torch_threads(threads: int | None):
 class SADVAEHead(Head):
     name = "sadvae"
     Config = SADVAEConfig
-    search_space: dict = {}
     epoch_selection = True  # fit() reports every epoch to a monitor; the protocol picks `epochs` on validation
     separable_scores = False  # a class's score depends on the other classes scored with it (one classifier)
 
@@ -174,17 +173,15 @@ class SADVAEHead(Head):
         if "feature_mean" in self.state:
             features = self._standardise(features)
         seed = int(self.state["seed"][0])
-        with torch_threads(cfg.threads), torch.no_grad():
+        with torch_threads(cfg.threads):
             net = self.network()
-            generator = torch.Generator().manual_seed(seed)
-            with torch.enable_grad():
-                samples, targets = text_latent_samples(net, torch.from_numpy(prototypes.vectors),
-                                                       cfg.latents_per_class, cfg.reference_quirks, generator)
-                classifier = train_latent_classifier(samples, targets, len(prototypes.class_ids),
-                                                     cfg.classifier_steps, cfg.classifier_lr, cfg.reference_quirks,
-                                                     seed)
-            mu, _ = net.encode_skeleton(torch.from_numpy(features))
-            logits = classifier(mu[:, : net.latent])
-            if cfg.reference_quirks:
-                logits = torch.relu(logits)
+            samples, targets = text_latent_samples(net, torch.from_numpy(prototypes.vectors), cfg.latents_per_class,
+                                                   cfg.reference_quirks, torch.Generator().manual_seed(seed))
+            classifier = train_latent_classifier(samples, targets, len(prototypes.class_ids), cfg.classifier_steps,
+                                                 cfg.classifier_lr, cfg.reference_quirks, seed)
+            with torch.no_grad():
+                mu, _ = net.encode_skeleton(torch.from_numpy(features))
+                logits = classifier(mu[:, : net.latent])
+                if cfg.reference_quirks:
+                    logits = torch.relu(logits)
         return logits.numpy().astype(np.float32)

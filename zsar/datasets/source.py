@@ -12,7 +12,9 @@ import pandas as pd
 @dataclass
 class SampleSource:
     """`metadata` has one row per sample (sample_id, label, class_name, split, source, extras);
-    `load(i)` returns sample i's data (skeletons: keypoints [M, T, V, C]) or raises on bad input."""
+    `load(i)` returns sample i's data (skeletons: keypoints [M, T, V, C]; videos: the file's path) or raises
+    on bad input. `class_ids`: a dataset's official class ids when they are not the label indices (HRI30's
+    classInd numbers from 1)."""
 
     name: str
     class_names: list[str]
@@ -20,6 +22,7 @@ class SampleSource:
     load: Callable[[int], np.ndarray]
     modality: str = "skeleton"
     layout: str | None = None
+    class_ids: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.metadata)
@@ -29,4 +32,4 @@ class SampleSource:
         rows = [int(r) for r in rows]
         meta = self.metadata.iloc[rows].reset_index(drop=True)
         return SampleSource(self.name, self.class_names, meta, lambda i: self.load(rows[i]), self.modality,
-                            self.layout)
+                            self.layout, self.class_ids)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from zsar.errors import ZsarError
 
+_SLOWONLY = "recognition/slowonly/slowonly_imagenet-pretrained-r50_8xb16-"
 # Short names for the recognizer configs shipped inside the mmaction2 package.
 BUILTIN_CONFIGS = {
     "stgcn": "skeleton/stgcn/stgcn_8xb16-joint-u100-80e_ntu60-xsub-keypoint-3d.py",
@@ -20,6 +21,13 @@ BUILTIN_CONFIGS = {
     "stgcn-2d": "skeleton/stgcn/stgcn_8xb16-joint-u100-80e_ntu60-xsub-keypoint-2d.py",
     "stgcnpp-2d": "skeleton/stgcnpp/stgcnpp_8xb16-joint-u100-80e_ntu60-xsub-keypoint-2d.py",
     "posec3d": "skeleton/posec3d/slowonly_r50_8xb16-u48-240e_ntu60-xsub-keypoint.py",  # 2-D COCO-17 keypoints
+    # video recognizers (RGB)
+    "slowonly": _SLOWONLY + "8x8x1-steplr-150e_kinetics400-rgb.py",
+    "slowonly-4x16": _SLOWONLY + "4x16x1-steplr-150e_kinetics400-rgb.py",
+    "videomae": "recognition/videomae/vit-base-p16_videomae-k400-pre_16x4x1_kinetics-400.py",
+    "videomae-large": "recognition/videomae/vit-large-p16_videomae-k400-pre_16x4x1_kinetics-400.py",
+    "videomaev2": "recognition/videomaev2/vit-base-p16_videomaev2-vit-g-dist-k710-pre_16x4x1_kinetics-400.py",
+    "videomaev2-small": "recognition/videomaev2/vit-small-p16_videomaev2-vit-g-dist-k710-pre_16x4x1_kinetics-400.py",
 }
 
 

@@ -59,6 +59,8 @@ class CacheHeader:
     temporal_length: int | None = None
     preprocessing: dict = field(default_factory=dict)
     normalisation: str = "none"
+    # A shard of a larger extraction (`zsar cache merge` joins them): index, count, total_rows, samples_sha256
+    shard: dict | None = None
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:

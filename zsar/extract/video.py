@@ -1,0 +1,177 @@
+"""Run a video encoder over a dataset into a cache: decoding in worker processes overlaps inference,
+resumable, failures recorded, shardable.
+
+Worker processes decode, sample and crop videos (uint8) while the main process runs the network on the
+previous batch (pinned memory and non-blocking copies on a GPU). A video that cannot be read becomes a
+failed row with the reason and the run goes on. The cache writer makes it resumable (a rerun computes only
+missing rows) and crash-safe; a shard (`Shard`, or torchrun's rank) writes its own cache, joined later by
+`zsar cache merge` (`zsar.features.merge`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from zsar.datasets.source import SampleSource
+from zsar.errors import ZsarError
+from zsar.extract.sharding import Shard
+from zsar.extract.video_decode import read_frames
+from zsar.extract.video_encoder import VideoEncoder
+from zsar.extract.video_input import VideoInput, clip_views
+from zsar.features.fingerprint import file_sha256
+from zsar.features.schema import CacheHeader
+from zsar.features.writer import CacheWriter
+
+log = logging.getLogger(__name__)
+
+
+def load_views(path: Path, spec: VideoInput, backend: str = "auto") -> np.ndarray:
+    """One video -> uint8 views [crops, clips, T, H, W, 3] (clips sampled as the config says)."""
+    decoded = read_frames(path, spec.frame_indices, backend)
+    return clip_views(decoded.frames, spec)
+
+
+class _DecodeItems(torch.utils.data.Dataset):
+    """Row -> (row, views or None, error message); never raises, so one bad file cannot stop a worker."""
+
+    def __init__(self, rows: np.ndarray, paths: list, spec: VideoInput, backend: str):
+        self.rows, self.paths, self.spec, self.backend = rows, paths, spec, backend
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, k: int):
+        row = int(self.rows[k])
+        try:
+            return row, torch.from_numpy(load_views(Path(self.paths[row]), self.spec, self.backend)), ""
+        except ZsarError as exc:
+            return row, None, exc.problem
+        except Exception as exc:  # noqa: BLE001 - any decoder failure on one file becomes that row's error
+            return row, None, f"{type(exc).__name__}: {exc}"
+
+
+def _collate(items):
+    ok = [(row, views) for row, views, _ in items if views is not None]
+    failed = [(row, error) for row, views, error in items if views is None]
+    shapes = {tuple(v.shape) for _, v in ok}
+    if len(shapes) > 1:  # cannot happen with one input spec; guard anyway
+        raise ZsarError(f"views of different shapes in one batch: {sorted(shapes)}")
+    batch = torch.stack([v for _, v in ok]) if ok else None
+    return [row for row, _ in ok], batch, failed
+
+
+def _worker_init(_):
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+@dataclass
+class ExtractOptions:
+    batch_size: int = 4
+    num_workers: int | None = None  # None: one per spare CPU core (at most 8); 0 decodes in this process
+    backend: str = "auto"
+    per_clip: bool = False  # keep the per-view features [views, D] (the cache's `temporal` array)
+    store_logits: bool = True
+    prefetch: int = 2
+
+    def workers(self) -> int:
+        if self.num_workers is not None:
+            return self.num_workers
+        return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def _map_classes(head_classes, class_names) -> tuple[int, ...] | None:
+    index = {n: i for i, n in enumerate(class_names)}
+    mapped = [index.get(n) for n in head_classes]
+    return tuple(mapped) if mapped and all(m is not None for m in mapped) else None
+
+
+def video_header(source: SampleSource, encoder: VideoEncoder, checkpoint: str | Path | None, options: ExtractOptions,
+                 class_names: list[str], shard: dict | None = None) -> CacheHeader:
+    spec = encoder.spec
+    logit_classes = None
+    if options.store_logits:
+        if spec.head_classes:
+            logit_classes = _map_classes(spec.head_classes, class_names)
+            if logit_classes is None:
+                log.warning("the head's classes are not all among %s's classes: logits are not stored", source.name)
+        elif encoder.num_classes == len(class_names) and checkpoint is not None:
+            log.info("the head has %d classes like %s; its logits are stored as the dataset's classes in order",
+                     encoder.num_classes, source.name)
+            logit_classes = tuple(range(len(class_names)))
+        else:
+            log.info("the head's classes are not named: logits are not stored (name them to keep them)")
+    views = spec.input.num_crops * spec.input.num_clips
+    preprocessing = {**spec.input.to_dict(), "decoder": options.backend, "views": views,
+                     "pipeline": "mmaction2 test steps: SampleFrames (test mode), Resize, crop, normalise"}
+    if source.class_ids is not None:
+        preprocessing["class_ids"] = list(source.class_ids)
+    return CacheHeader(
+        dataset=source.name, modality="video", encoder=spec.name, embedding_dim=encoder.embedding_dim,
+        class_names=tuple(class_names), dtype="float32",
+        encoder_config={**spec.to_dict(), "precision": encoder.precision, "per_clip": options.per_clip,
+                        "weights": "checkpoint" if checkpoint else "random"},
+        checkpoint_sha256=file_sha256(checkpoint) if checkpoint else None,
+        trained_classes=logit_classes if checkpoint else None, logit_classes=logit_classes,
+        temporal_length=views if options.per_clip else None, preprocessing=preprocessing, shard=shard,
+    )
+
+
+def extract_video(source: SampleSource, cache_path: str | Path, encoder: VideoEncoder,
+                  checkpoint: str | Path | None = None, options: ExtractOptions | None = None,
+                  shard: Shard | None = None, overwrite: bool = False, progress: bool = True,
+                  on_batch: Callable[[int], None] | None = None) -> Path:
+    """Embeddings (+ logits, + per-view features) of every video of `source` into `cache_path`; with `shard`,
+    of that shard's rows into its own file (`Shard.path`). `on_batch(rows written so far)` after each batch."""
+    options = options or ExtractOptions()
+    class_names = list(source.class_names) or list(encoder.spec.head_classes) or \
+        [f"class_{i}" for i in range(encoder.num_classes)]
+    shard_record = None
+    if shard is not None:
+        shard_record = shard.record(source.metadata["sample_id"].astype(str).tolist())
+        source = source.subset(shard.rows(len(source)))
+        cache_path = shard.path(cache_path)
+    header = video_header(source, encoder, checkpoint, options, class_names, shard_record)
+    meta = source.metadata.drop(columns=["path"], errors="ignore")
+    paths = source.metadata["path"].tolist() if "path" in source.metadata else \
+        [str(source.load(i)) for i in range(len(source))]
+    views_per_video = encoder.spec.input.num_crops * encoder.spec.input.num_clips
+    with CacheWriter(cache_path, header, meta, overwrite=overwrite) as writer:
+        todo = writer.pending_rows()
+        if todo.size:
+            workers = options.workers()
+            loader = torch.utils.data.DataLoader(
+                _DecodeItems(todo, paths, encoder.spec.input, options.backend), batch_size=options.batch_size,
+                shuffle=False, num_workers=workers, collate_fn=_collate,
+                pin_memory=encoder.device.type == "cuda", worker_init_fn=_worker_init if workers else None,
+                prefetch_factor=options.prefetch if workers else None, persistent_workers=False)
+            bar = tqdm(total=int(todo.size) * views_per_video, desc=f"extract {source.name}", unit="clip",
+                       disable=not progress, smoothing=0.1)
+            done, start = 0, time.perf_counter()
+            for rows, batch, failed in loader:
+                if rows:
+                    embeddings, logits, per_view = encoder.features(batch)
+                    writer.write(rows, embeddings, logits if header.logit_classes is not None else None,
+                                 per_view if options.per_clip else None)
+                for row, message in failed:
+                    log.warning("%s failed: %s", paths[row], message)
+                    writer.fail([row], message)
+                done += len(rows) + len(failed)
+                bar.update((len(rows) + len(failed)) * views_per_video)
+                if on_batch is not None:
+                    on_batch(done)
+            bar.close()
+            seconds = time.perf_counter() - start
+            log.info("%d videos (%d clips) in %.1f s: %.2f clips/s", done, done * views_per_video, seconds,
+                     done * views_per_video / max(seconds, 1e-9))
+        return writer.finalize()

@@ -73,3 +73,35 @@ def ucla_small(shared):
         for split, count in (("train", 4), ("test", 2)):
             rows += meta.index[(meta["label"] == label) & (meta["split"] == split)][:count].tolist()
     return source.subset(rows)
+
+
+TINY_VIDEO_CONFIG = Path(__file__).resolve().parent / "extract" / "data" / "tiny_slowonly.py"
+REAL_VIDEOS = ("activitynet_v_GGSY1Qvo990.mp4", "mmaction2_demo.mp4", "ntu_S001C001P001R001A001_rgb.avi",
+               "pyskl_ntu_sample.avi")
+
+
+@pytest.fixture(scope="session")
+def videos(shared) -> Path:
+    """The real clips (H.264 AVI / MP4, up to 1080p) in ../shared/datasets/videos."""
+    folder = shared / "datasets" / "videos"
+    if not all((folder / name).is_file() for name in REAL_VIDEOS):
+        pytest.skip("the real video clips are not in ../shared/datasets/videos")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def video_folder(videos, tmp_path_factory) -> Path:
+    """Class folders of the real clips plus broken files: a zero-byte file, a truncated MP4 and a text file named
+    .mp4 (each a failed row, never a stopped run)."""
+    root = tmp_path_factory.mktemp("video_folder")
+    (root / "drink").mkdir()
+    (root / "street").mkdir()
+    for name in REAL_VIDEOS[2:]:
+        (root / "drink" / name).symlink_to(videos / name)
+    for name in REAL_VIDEOS[:2]:
+        (root / "street" / name).symlink_to(videos / name)
+    (root / "street" / "empty.mp4").write_bytes(b"")
+    (root / "street" / "not_a_video.mp4").write_text("this is not a video\n")
+    data = (videos / "mmaction2_demo.mp4").read_bytes()
+    (root / "drink" / "truncated.mp4").write_bytes(data[: len(data) * 4 // 10])
+    return root

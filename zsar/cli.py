@@ -250,6 +250,90 @@ def extract_skeleton_cmd(
     typer.echo(format_summary(cache_summary(path)))
 
 
+_VIDEO_DATASET_HELP = ("Videos: a folder of class folders (optionally under train/val/test), a list file (.txt/.csv: "
+                       "path [label [split]]), an HRI30 folder (classInd.txt + trainlist01.txt) or a folder of "
+                       "course-style CIDxx_SIDxx_VIDxx videos.")
+
+
+@extract_app.command("video")
+def extract_video_cmd(
+    dataset: Path = typer.Argument(..., help=_VIDEO_DATASET_HELP),
+    out: Path = typer.Option(..., help="Cache file to write (.h5); an interrupted run resumes."),
+    config: str = typer.Option("slowonly", help="slowonly | slowonly-4x16 | videomae | videomae-large | videomaev2 | "
+                               "videomaev2-small | a path under mmaction2's configs | a config file."),
+    checkpoint: Path = typer.Option(None, help="mmaction2 checkpoint for the config (weights are never downloaded)."),
+    random_weights: bool = typer.Option(False, "--random-weights", help="No checkpoint: seeded random weights "
+                                        "(for testing the pipeline only)."),
+    head_classes: Path = typer.Option(None, help="Class names of the checkpoint's head (.txt/.csv), so its logits "
+                                      "map onto the dataset's classes."),
+    format: str = typer.Option("auto", help="auto | folders | list | hri30 | hri30-course"),
+    class_names: Path = typer.Option(None, help="The dataset's class names (.txt/.csv) when the layout lacks them."),
+    option: list[str] = typer.Option(None, help="Dataset option key=value (repeatable), e.g. labels_csv=labels.csv "
+                                     "(hri30-course), root=videos (list)."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ... (under torchrun, cuda = this rank's GPU)."),
+    precision: str = typer.Option("fp32", help="fp32 | bf16 | fp16 (GPU)."),
+    batch_size: int = typer.Option(4, help="Videos per forward pass."),
+    num_workers: int = typer.Option(None, help="Decoding processes (default: spare CPU cores, at most 8)."),
+    backend: str = typer.Option("auto", help="auto (decord, then PyAV) | decord | pyav"),
+    pipeline: str = typer.Option("auto", help="The config's pipeline to follow: auto (val, else test) | val | test."),
+    num_clips: int = typer.Option(None, help="Clips per video, averaged (default: the pipeline's)."),
+    crop: str = typer.Option(None, help="centre | three | none (default: the pipeline's)."),
+    per_clip: bool = typer.Option(False, "--per-clip", help="Also store each view's features."),
+    no_logits: bool = typer.Option(False, "--no-logits", help="Do not store the head's logits."),
+    shard: str = typer.Option(None, help="i/n: extract every n-th video from i into <out>.shardI-of-N.h5."),
+    overwrite: bool = typer.Option(False, help="Replace an existing cache (kept until the new one is complete)."),
+    seed: int = typer.Option(0, help="Seed of random weights."),
+) -> None:
+    """Embeddings (+ the head's logits) of every video into a feature cache; resumable, shardable (also under
+    torchrun: each rank extracts its shard and rank 0 merges)."""
+    from zsar.class_lists.text_files import read_class_names
+    from zsar.datasets.video_datasets import open_video_dataset
+    from zsar.extract.sharding import Shard
+    from zsar.extract.video import ExtractOptions, extract_video_dataset
+    from zsar.features.info import cache_summary, format_summary
+
+    if checkpoint is None and not random_weights:
+        raise ZsarError("give --checkpoint (or --random-weights to test the pipeline with an untrained network)")
+    source = open_video_dataset(dataset, format, class_names, **_loader_options(option))
+    options = ExtractOptions(batch_size=batch_size, num_workers=num_workers, backend=backend, per_clip=per_clip,
+                             store_logits=not no_logits)
+    path = extract_video_dataset(source, out, config, checkpoint, device, precision,
+                                 read_class_names(head_classes) if head_classes else (), options, pipeline,
+                                 Shard.parse(shard) if shard else None, overwrite, seed=seed, num_clips=num_clips,
+                                 crop=crop)
+    typer.echo(format_summary(cache_summary(path)))
+
+
+@cache_app.command("merge")
+def cache_merge(shards: list[Path] = typer.Argument(..., help="The shard caches of one sharded extraction."),
+                out: Path = typer.Option(..., help="Merged cache to write."),
+                overwrite: bool = typer.Option(False, help="Replace an existing cache.")) -> None:
+    """Join shard caches after checking fingerprints, identity and coverage (no duplicate, no missing sample)."""
+    from zsar.features.info import cache_summary, format_summary
+    from zsar.features.merge import merge_shards
+
+    typer.echo(format_summary(cache_summary(merge_shards(shards, out, overwrite))))
+
+
+@app.command()
+def predict(cache: Path = typer.Argument(..., help="A cache with the encoder's logits."),
+            out: Path = typer.Option(..., help="Folder for submission.csv and predictions.csv."),
+            split: str = typer.Option(None, help="Only this sample split (e.g. test, unlabelled)."),
+            top_k: int = typer.Option(5, help="Classes listed per video in predictions.csv.")) -> None:
+    """Supervised predictions from the stored logits: the HRI30 submission format (video id, class name, class
+    id) and a detailed CSV with confidence and top-k."""
+    from zsar.evaluate.predictions import predict_from_cache, write_predictions
+
+    table = predict_from_cache(cache, top_k, split)
+    submission, detailed = write_predictions(table, out)
+    line = f"wrote {submission} and {detailed} ({len(table)} videos)"
+    if "true_class_id" in table:
+        labelled = table["true_class_id"] >= 0
+        accuracy = (table["class_id"][labelled] == table["true_class_id"][labelled]).mean() * 100
+        line += f"; top-1 on the {int(labelled.sum())} labelled videos {accuracy:.2f}%"
+    typer.echo(line)
+
+
 def main() -> None:
     """Entry point: a ZsarError becomes one line on stderr and exit code 1."""
     try:

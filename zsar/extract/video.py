@@ -175,3 +175,44 @@ def extract_video(source: SampleSource, cache_path: str | Path, encoder: VideoEn
             log.info("%d videos (%d clips) in %.1f s: %.2f clips/s", done, done * views_per_video, seconds,
                      done * views_per_video / max(seconds, 1e-9))
         return writer.finalize()
+
+
+def extract_video_dataset(source: SampleSource, cache_path: str | Path, config: str | Path,
+                          checkpoint: str | Path | None = None, device: str = "cpu", precision: str = "fp32",
+                          head_classes=(), options: ExtractOptions | None = None, pipeline: str = "auto",
+                          shard: Shard | None = None, overwrite: bool = False, progress: bool = True, seed: int = 0,
+                          **input_overrides) -> Path:
+    """Build the encoder and extract; under torchrun each rank takes its shard (and its GPU for `cuda`), and
+    rank 0 merges the shards into `cache_path` once every rank is done."""
+    from zsar.extract.sharding import torchrun_device, torchrun_shard
+
+    launched = torchrun_shard() if shard is None else None
+    if launched is not None:
+        shard, device = launched, torchrun_device(device)
+    if checkpoint is None:
+        log.warning("no checkpoint: the encoder has random weights (seed %d); its embeddings are for testing", seed)
+    encoder = VideoEncoder.from_config(config, checkpoint, device, precision, head_classes, seed=seed,
+                                       pipeline=pipeline, **input_overrides)
+    path = extract_video(source, cache_path, encoder, checkpoint, options, shard, overwrite, progress)
+    if launched is None:
+        return path
+    return _merge_after_all_ranks(launched, cache_path, overwrite)
+
+
+def _merge_after_all_ranks(shard: Shard, cache_path: str | Path, overwrite: bool) -> Path:
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from zsar.features.merge import merge_shards
+
+    if not dist.is_initialized():  # gloo: a CPU barrier that works with or without GPUs
+        dist.init_process_group("gloo", timeout=timedelta(hours=48))
+    try:
+        dist.barrier()
+        if shard.index == 0:
+            merge_shards([Shard(i, shard.count).path(cache_path) for i in range(shard.count)], cache_path, overwrite)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    return Path(cache_path)

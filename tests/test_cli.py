@@ -125,3 +125,42 @@ def test_encoder_train_then_extract_skeleton(tmp_path, ucla_small, tiny_stgcn_co
     assert stats.returncode == 0 and FeatureCache(tmp_path / "s.h5").header.trained_classes is None
     missing = zsar("extract", "skeleton", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.h5"))
     assert missing.returncode == 1 and "nowhere" in missing.stderr and "not found" in missing.stderr
+
+
+@pytest.mark.slow
+def test_extract_video_hri30_course_then_predict(tmp_path, videos):
+    """Course-style HRI30 videos with a label CSV -> cache with the head's logits -> submission CSV."""
+    pytest.importorskip("mmaction")
+    import torch
+    from conftest import REAL_VIDEOS, TINY_VIDEO_CONFIG
+
+    from zsar.extract.video_encoder import VideoEncoder
+
+    folder = tmp_path / "course"
+    folder.mkdir()
+    names = [f"CID{c:02d}_SID01_VID{v:02d}" for c, v in ((1, 1), (2, 2), (3, 3), (4, 4))]
+    for name, clip in zip(names, REAL_VIDEOS):
+        (folder / f"{name}{clip[-4:]}").symlink_to(videos / clip)
+    (tmp_path / "labels.csv").write_text("video,class\n" + "".join(f"{n},{i + 1}\n" for i, n in enumerate(names))
+                                         + "CID05_SID01_VID05,5\n")
+    network = VideoEncoder.from_config(TINY_VIDEO_CONFIG, num_classes=30, seed=4).network
+    torch.save({"state_dict": network.state_dict()}, tmp_path / "hri30.pth")
+    out = tmp_path / "hri30.h5"
+    extracted = zsar("extract", "video", str(folder), "--option", f"labels_csv={tmp_path / 'labels.csv'}",
+                     "--config", str(TINY_VIDEO_CONFIG), "--checkpoint", str(tmp_path / "hri30.pth"),
+                     "--out", str(out), "--num-workers", "1", "--batch-size", "2")
+    assert extracted.returncode == 0, extracted.stderr
+    assert "4 ok, 1 failed" in extracted.stdout
+    cache = FeatureCache(out)
+    assert cache.header.logit_classes == tuple(range(30)) and cache.header.trained_classes == tuple(range(30))
+    failed = cache.metadata[cache.metadata["status"] == "failed"]
+    assert failed["sample_id"].tolist() == ["CID05_SID01_VID05"] and "not found" in failed["error"].iloc[0]
+    predicted = zsar("predict", str(out), "--out", str(tmp_path / "pred"))
+    assert predicted.returncode == 0, predicted.stderr
+    assert "4 videos" in predicted.stdout and "top-1 on the 4 labelled videos" in predicted.stdout
+    submission = pd.read_csv(tmp_path / "pred" / "submission.csv")
+    logits = cache.load().logits
+    assert submission["video_id"].tolist() == names
+    assert submission["class_id"].tolist() == (logits.argmax(1) + 1).tolist()  # HRI30 ids count from 1
+    refused = zsar("extract", "video", str(folder), "--out", str(tmp_path / "x.h5"))
+    assert refused.returncode == 1 and "--checkpoint" in refused.stderr

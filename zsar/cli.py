@@ -272,7 +272,7 @@ def extract_video_cmd(
                                      "(hri30-course), root=videos (list)."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ... (under torchrun, cuda = this rank's GPU)."),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | fp16 (GPU)."),
-    batch_size: int = typer.Option(4, help="Videos per forward pass."),
+    batch_size: int = typer.Option(None, help="Videos per forward pass (default: 1 on a CPU, 8 on a GPU)."),
     num_workers: int = typer.Option(None, help="Decoding processes (default: spare CPU cores, at most 8)."),
     backend: str = typer.Option("auto", help="auto (decord, then PyAV) | decord | pyav"),
     pipeline: str = typer.Option("auto", help="The config's pipeline to follow: auto (val, else test) | val | test."),

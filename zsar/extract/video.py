@@ -69,6 +69,15 @@ def _collate(items):
     return [row for row, _ in ok], batch, failed
 
 
+def _worker_context() -> str:
+    """Decoding workers start from a fresh process server, never by forking this one: a fork taken after
+    decord / FFmpeg ran here hangs the child (measured: decoding once in the parent, then a forked worker
+    never returns)."""
+    import multiprocessing
+
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
 def _worker_init(_):
     import cv2
 
@@ -77,12 +86,17 @@ def _worker_init(_):
 
 @dataclass
 class ExtractOptions:
-    batch_size: int = 4
+    batch_size: int | None = None  # None: 1 on a CPU (measured: batches of 4 are slower there), 8 on a GPU
     num_workers: int | None = None  # None: one per spare CPU core (at most 8); 0 decodes in this process
     backend: str = "auto"
     per_clip: bool = False  # keep the per-view features [views, D] (the cache's `temporal` array)
     store_logits: bool = True
     prefetch: int = 2
+
+    def batch(self, device: torch.device) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        return 1 if device.type == "cpu" else 8
 
     def workers(self) -> int:
         if self.num_workers is not None:
@@ -151,10 +165,11 @@ def extract_video(source: SampleSource, cache_path: str | Path, encoder: VideoEn
         if todo.size:
             workers = options.workers()
             loader = torch.utils.data.DataLoader(
-                _DecodeItems(todo, paths, encoder.spec.input, options.backend), batch_size=options.batch_size,
-                shuffle=False, num_workers=workers, collate_fn=_collate,
+                _DecodeItems(todo, paths, encoder.spec.input, options.backend),
+                batch_size=options.batch(encoder.device), shuffle=False, num_workers=workers, collate_fn=_collate,
                 pin_memory=encoder.device.type == "cuda", worker_init_fn=_worker_init if workers else None,
-                prefetch_factor=options.prefetch if workers else None, persistent_workers=False)
+                prefetch_factor=options.prefetch if workers else None, persistent_workers=False,
+                multiprocessing_context=_worker_context() if workers else None)
             bar = tqdm(total=int(todo.size) * views_per_video, desc=f"extract {source.name}", unit="clip",
                        disable=not progress, smoothing=0.1)
             done, start = 0, time.perf_counter()

@@ -41,7 +41,10 @@ def load_views(path: Path, spec: VideoInput, backend: str = "auto") -> np.ndarra
 
 
 class _DecodeItems(torch.utils.data.Dataset):
-    """Row -> (row, views or None, error message); never raises, so one bad file cannot stop a worker."""
+    """Row -> (row, views or None, error message); never raises, so one bad file cannot stop a worker.
+
+    Workers do not touch OpenCV's thread settings: `cv2.setNumThreads` in a worker forked after OpenCV ran
+    multi-threaded in the parent hangs that worker (measured)."""
 
     def __init__(self, rows: np.ndarray, paths: list, spec: VideoInput, backend: str):
         self.rows, self.paths, self.spec, self.backend = rows, paths, spec, backend
@@ -67,21 +70,6 @@ def _collate(items):
         raise ZsarError(f"views of different shapes in one batch: {sorted(shapes)}")
     batch = torch.stack([v for _, v in ok]) if ok else None
     return [row for row, _ in ok], batch, failed
-
-
-def _worker_context() -> str:
-    """Decoding workers start from a fresh process server, never by forking this one: a fork taken after
-    decord / FFmpeg ran here hangs the child (measured: decoding once in the parent, then a forked worker
-    never returns)."""
-    import multiprocessing
-
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-
-
-def _worker_init(_):
-    import cv2
-
-    cv2.setNumThreads(1)
 
 
 @dataclass
@@ -167,9 +155,8 @@ def extract_video(source: SampleSource, cache_path: str | Path, encoder: VideoEn
             loader = torch.utils.data.DataLoader(
                 _DecodeItems(todo, paths, encoder.spec.input, options.backend),
                 batch_size=options.batch(encoder.device), shuffle=False, num_workers=workers, collate_fn=_collate,
-                pin_memory=encoder.device.type == "cuda", worker_init_fn=_worker_init if workers else None,
-                prefetch_factor=options.prefetch if workers else None, persistent_workers=False,
-                multiprocessing_context=_worker_context() if workers else None)
+                pin_memory=encoder.device.type == "cuda", prefetch_factor=options.prefetch if workers else None,
+                persistent_workers=False)
             bar = tqdm(total=int(todo.size) * views_per_video, desc=f"extract {source.name}", unit="clip",
                        disable=not progress, smoothing=0.1)
             done, start = 0, time.perf_counter()

@@ -28,6 +28,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/prototype_search.py
 	$(BIN)/python benchmarks/skeleton_extract.py
 	$(BIN)/python benchmarks/sadvae_speed.py
+	$(BIN)/python benchmarks/video_extract.py
 
 # The real-data worked example (needs NW-UCLA at ../shared/datasets/nw-ucla/all_sqe, or edit the config)
 nw-ucla: $(BIN)/.installed

@@ -153,3 +153,27 @@ def test_torchrun_ranks_extract_shards_and_rank0_merges(single, video_folder, tm
     a, b = _arrays(single), _arrays(FeatureCache(out))
     np.testing.assert_array_equal(a["row_status"], b["row_status"])
     np.testing.assert_allclose(a["embeddings"], b["embeddings"], rtol=1e-4, atol=1e-5)
+
+
+def test_a_video_shorter_than_one_clip_is_padded_not_empty(encoder, tmp_path):
+    """A 3-frame clip (written here with PyAV) for a 4-frame x interval-4 network: looped frames, a real row."""
+    import av
+
+    path = tmp_path / "short" / "c" / "three.mp4"
+    path.parent.mkdir(parents=True)
+    frames = [np.full((96, 128, 3), 40 * (i + 1), np.uint8) for i in range(3)]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    views = load_views(path, encoder.spec.input)
+    assert views.shape[:3] == (1, 1, 4)
+    brightness = views[0, 0].reshape(4, -1).mean(1)
+    assert brightness[0] == pytest.approx(brightness[3], abs=3)  # frame 0 again: indices 0, 1, 2, 0
+    out = extract_video(folder_source(tmp_path / "short"), tmp_path / "short.h5", encoder, progress=False,
+                        options=ExtractOptions(num_workers=0))
+    cache = FeatureCache(out)
+    assert cache.metadata["status"].tolist() == ["ok"]
+    assert np.abs(cache.load().embeddings).sum() > 0

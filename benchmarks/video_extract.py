@@ -61,7 +61,7 @@ def measure(device: str, args) -> dict:
     encoder = VideoEncoder.from_config(args.config, device=device, precision=args.precision if device != "cpu"
                                        else "fp32", num_classes=400)
     source = workload(args.repeats)
-    clips = len(source) * encoder.spec.input.num_crops * encoder.spec.input.num_clips
+    clips = len(source) * encoder.views_per_video
     encoder.features(load_views(source.load(2), encoder.spec.input)[None])  # warm-up (allocator, kernels)
     options = ExtractOptions(batch_size=args.batch_size, num_workers=args.workers)
     seq = sequential(encoder, source)

@@ -38,6 +38,26 @@ def test_features_equal_mmaction2_recognizer(encoder):
     np.testing.assert_allclose(embeddings, per_view.mean(1), rtol=1e-6)
 
 
+def test_2d_recognizer_equals_mmaction2(tmp_path):
+    """TSM: the sampled frames of a crop are the segments of one view, as mmaction2's Recognizer2D takes them."""
+    from mmaction.structures import ActionDataSample
+
+    tsm = VideoEncoder.from_config(TINY_VIDEO_CONFIG.with_name("tiny_tsm.py"), seed=0)
+    assert tsm.views_per_video == 1 and tsm.embedding_dim == 512
+    views = np.random.default_rng(0).integers(0, 256, size=(2, 1, 4, 1, 64, 64, 3), dtype=np.uint8)
+    embeddings, logits, per_view = tsm.features(views)
+    assert per_view.shape == (2, 1, 512)
+    model = tsm.network
+    for b in range(2):
+        inputs = torch.from_numpy(views[b].reshape(4, 64, 64, 3)).permute(0, 3, 1, 2).contiguous()
+        data = model.data_preprocessor({"inputs": [inputs], "data_samples": [ActionDataSample()]}, training=False)
+        with torch.no_grad():
+            feats, options = model.extract_feat(data["inputs"], test_mode=True)
+            scores = model.cls_head(feats, **options)
+        np.testing.assert_allclose(logits[b], scores[0].numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(embeddings[b], feats.mean(dim=(2, 3)).mean(0).numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_checkpoint_round_trip_and_mismatch(encoder, tmp_path):
     path = tmp_path / "tiny.pth"
     torch.save({"state_dict": encoder.network.state_dict(), "meta": {}}, path)
@@ -84,7 +104,7 @@ def test_non_3d_recognizer_is_refused():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,dim", [("slowonly", 2048), ("videomaev2-small", 384)])
+@pytest.mark.parametrize("name,dim", [("slowonly", 2048), ("videomaev2-small", 384), ("tsn", 2048)])
 def test_builtin_configs_build_without_downloads(name, dim):
     encoder = VideoEncoder.from_config(name, num_classes=4)
     assert encoder.embedding_dim == dim

@@ -28,6 +28,8 @@ BUILTIN_CONFIGS = {
     "videomae-large": "recognition/videomae/vit-large-p16_videomae-k400-pre_16x4x1_kinetics-400.py",
     "videomaev2": "recognition/videomaev2/vit-base-p16_videomaev2-vit-g-dist-k710-pre_16x4x1_kinetics-400.py",
     "videomaev2-small": "recognition/videomaev2/vit-small-p16_videomaev2-vit-g-dist-k710-pre_16x4x1_kinetics-400.py",
+    "tsn": "recognition/tsn/tsn_imagenet-pretrained-r50_8xb32-1x1x8-100e_kinetics400-rgb.py",
+    "tsm": "recognition/tsm/tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb.py",
 }
 
 

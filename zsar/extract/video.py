@@ -113,7 +113,7 @@ def video_header(source: SampleSource, encoder: VideoEncoder, checkpoint: str | 
             logit_classes = tuple(range(len(class_names)))
         else:
             log.info("the head's classes are not named: logits are not stored (name them to keep them)")
-    views = spec.input.num_crops * spec.input.num_clips
+    views = encoder.views_per_video
     preprocessing = {**spec.input.to_dict(), "decoder": options.backend, "views": views,
                      "pipeline": "mmaction2 test steps: SampleFrames (test mode), Resize, crop, normalise"}
     if source.class_ids is not None:
@@ -147,7 +147,7 @@ def extract_video(source: SampleSource, cache_path: str | Path, encoder: VideoEn
     meta = source.metadata.drop(columns=["path"], errors="ignore")
     paths = source.metadata["path"].tolist() if "path" in source.metadata else \
         [str(source.load(i)) for i in range(len(source))]
-    views_per_video = encoder.spec.input.num_crops * encoder.spec.input.num_clips
+    views_per_video = encoder.views_per_video
     with CacheWriter(cache_path, header, meta, overwrite=overwrite) as writer:
         todo = writer.pending_rows()
         if todo.size:

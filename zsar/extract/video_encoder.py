@@ -1,11 +1,13 @@
-"""A video encoder from mmaction2: a 3-D recognizer (SlowOnly, VideoMAE / V2 ViT, I3D, X3D, SlowFast, ...)
-built from a config, with a user's checkpoint or seeded random weights.
+"""A video encoder from mmaction2: a 3-D recognizer (SlowOnly, VideoMAE / V2 ViT, I3D, X3D, SlowFast, ...) or a
+2-D one (TSN, TSM), built from a config, with a user's checkpoint or seeded random weights.
 
 Embedding = the backbone output pooled over everything but channels (the feature the classification head
 pools: 2048-d for SlowOnly R50, 768-d for ViT-B; SlowFast concatenates its two pathways), averaged over the
-views (clips x crops). Logits = the recognizer's own head on the backbone output, averaged over views, kept
-when the checkpoint's classes are the dataset's. Inputs arrive as uint8 views and are normalised on the
-device, as mmaction2's data preprocessor does. Precision: fp32, or bf16 / fp16 autocast (fp16 on GPU only).
+views. A 3-D network's views are clips x crops; a 2-D network sees all sampled frames of a crop as the
+segments of one view (its head averages over them, and so does the embedding). Logits = the recognizer's
+own head on the backbone output, averaged over views, kept when the checkpoint's classes are the dataset's.
+Inputs arrive as uint8 views and are normalised on the device, as mmaction2's data preprocessor does.
+Precision: fp32, or bf16 / fp16 autocast (fp16 on GPU only).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from zsar.extract.mmaction_compat import build_model, load_config
 from zsar.extract.video_input import VideoInput, input_from_config
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-RECOGNIZERS = ("Recognizer3D",)
+RECOGNIZERS = ("Recognizer3D", "Recognizer2D")
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def make_video_spec(config: str | Path, num_classes: int | None = None, head_cla
     model = _drop_pretrained(cfg.model.to_dict())
     if model.get("type") not in RECOGNIZERS:
         raise ZsarError(f"config {config!r} builds a {model.get('type')}; zsar's video encoders are "
-                        f"{', '.join(RECOGNIZERS)} networks (SlowOnly, I3D, X3D, SlowFast, VideoMAE, ...)")
+                        f"{', '.join(RECOGNIZERS)} networks (SlowOnly, I3D, X3D, SlowFast, VideoMAE, ...; TSN, TSM)")
     if num_classes is not None:
         model["cls_head"] = {**model["cls_head"], "num_classes": int(num_classes)}
     return VideoEncoderSpec(config=str(config), model=model, input=input_from_config(cfg, pipeline, **input_overrides),
@@ -132,13 +134,22 @@ class VideoEncoder:
         return encoder
 
     @property
+    def two_d(self) -> bool:
+        return self.spec.model.get("type") == "Recognizer2D"
+
+    @property
+    def views_per_video(self) -> int:
+        inp = self.spec.input
+        return inp.num_crops if self.two_d else inp.num_crops * inp.num_clips
+
+    @property
     def num_classes(self) -> int:
         return int(self.spec.model["cls_head"]["num_classes"])
 
     def _probe_dim(self) -> int:
         inp = self.spec.input
         size = inp.crop_size if inp.crop != "none" else (inp.fixed_size[1] if inp.fixed_size else inp.short_side)
-        probe = np.zeros((1, 1, 1, inp.clip_len, size, size, 3), np.uint8)
+        probe = np.zeros((1, 1, inp.num_clips if self.two_d else 1, inp.clip_len, size, size, 3), np.uint8)
         return int(self.features(probe)[0].shape[1])
 
     def _autocast(self):
@@ -152,20 +163,29 @@ class VideoEncoder:
         views = views.to(self.device, non_blocking=True)
         b, crops, clips, t, h, w, c = views.shape
         x = views.reshape(b * crops * clips, t, h, w, c).permute(0, 4, 1, 2, 3).float()
-        return (x - self._mean) / self._std
+        x = (x - self._mean) / self._std
+        if self.two_d:  # frames as images, a view's frames consecutive: [B * crops * clips * T, 3, H, W]
+            x = x.transpose(1, 2).reshape(-1, c, h, w)
+        return x
 
     @torch.no_grad()
     def features(self, views) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """uint8 views [B, crops, clips, T, H, W, 3] -> embeddings [B, D], logits [B, K], per-view [B, V, D]."""
         views = torch.as_tensor(views)
-        batch, num_views = views.shape[0], views.shape[1] * views.shape[2]
+        batch = views.shape[0]
+        num_views = views.shape[1] if self.two_d else views.shape[1] * views.shape[2]
+        segments = views.shape[2] * views.shape[3]
         x = self.to_input(views)
         with self._autocast():
             raw = self.network.backbone(x)
             if getattr(self.network, "with_neck", False):
                 raw, _ = self.network.neck(raw)
             pooled = _pool(raw).float()
-            logits = self.network.cls_head(raw).float()
+            if self.two_d:  # per frame -> per view: the average the head's consensus takes
+                pooled = pooled.reshape(batch * num_views, segments, -1).mean(dim=1)
+                logits = self.network.cls_head(raw, num_segs=segments).float()
+            else:
+                logits = self.network.cls_head(raw).float()
         per_view = pooled.reshape(batch, num_views, -1)
         scores = logits.reshape(batch, num_views, -1).mean(dim=1)
         return per_view.mean(dim=1).cpu().numpy(), scores.cpu().numpy(), per_view.cpu().numpy()

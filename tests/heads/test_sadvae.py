@@ -130,6 +130,12 @@ def test_head_monitor_sees_every_epoch_and_epochs_replay_exactly(tmp_path):
     short.fit(x.numpy(), labels.numpy(), protos, seed=3)
     np.testing.assert_array_equal(short.score(x.numpy(), protos), seen[1])
     np.testing.assert_array_equal(load_head(head.save(tmp_path / "h")).score(x.numpy(), protos), seen[2])
+    # the per-class-set classifier is reused for the same state and classes, and retrained for a new state
+    np.testing.assert_array_equal(head.score(x.numpy(), protos), seen[2])
+    assert not np.array_equal(seen[0], seen[2])
+    two = protos.subset(protos.class_ids[:2])
+    assert head.score(x.numpy(), two).shape == (len(x), 2)
+    np.testing.assert_array_equal(head.score(x.numpy(), two), load_head(tmp_path / "h").score(x.numpy(), two))
 
 
 def test_head_bad_input():

@@ -17,6 +17,7 @@ dimension (the VAE as written in the paper) and logits are not rectified.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -158,6 +159,23 @@ class SADVAEHead(Head):
         if features.ndim != 2 or features.shape[1] != expected:
             raise ZsarError(f"head {self.name!r} was fitted on {expected}-d features, got shape {features.shape}")
 
+    def _scorer(self, prototypes: ClassPrototypes) -> tuple[SADVAENetwork, torch.nn.Module]:
+        """The network and the latent classifier for this class set, trained once per (fitted state, classes,
+        prototype vectors): the GZSL gate and the ZSL test score the same unseen classes, for example."""
+        key = (tuple(int(c) for c in prototypes.class_ids), hashlib.sha256(prototypes.vectors.tobytes()).hexdigest())
+        cached = getattr(self, "_scorers", None)
+        if cached is None or cached[0] is not self.state:
+            cached = self._scorers = (self.state, {})
+        if key not in cached[1]:
+            cfg, seed = self.config, int(self.state["seed"][0])
+            net = self.network()
+            samples, targets = text_latent_samples(net, torch.from_numpy(prototypes.vectors), cfg.latents_per_class,
+                                                   cfg.reference_quirks, torch.Generator().manual_seed(seed))
+            classifier = train_latent_classifier(samples, targets, len(prototypes.class_ids), cfg.classifier_steps,
+                                                 cfg.classifier_lr, cfg.reference_quirks, seed)
+            cached[1][key] = (net, classifier)
+        return cached[1][key]
+
     def score(self, features: np.ndarray, prototypes: ClassPrototypes, backend: str = "auto",
               device: str = "cpu") -> np.ndarray:
         """Logits [N, C] of a linear classifier trained on text latents of `prototypes`' classes
@@ -172,13 +190,8 @@ class SADVAEHead(Head):
         features = np.asarray(features, dtype=np.float32)
         if "feature_mean" in self.state:
             features = self._standardise(features)
-        seed = int(self.state["seed"][0])
         with torch_threads(cfg.threads):
-            net = self.network()
-            samples, targets = text_latent_samples(net, torch.from_numpy(prototypes.vectors), cfg.latents_per_class,
-                                                   cfg.reference_quirks, torch.Generator().manual_seed(seed))
-            classifier = train_latent_classifier(samples, targets, len(prototypes.class_ids), cfg.classifier_steps,
-                                                 cfg.classifier_lr, cfg.reference_quirks, seed)
+            net, classifier = self._scorer(prototypes)
             with torch.no_grad():
                 mu, _ = net.encode_skeleton(torch.from_numpy(features))
                 logits = classifier(mu[:, : net.latent])

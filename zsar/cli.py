@@ -252,7 +252,7 @@ def extract_skeleton_cmd(
 
 _VIDEO_DATASET_HELP = ("Videos: a folder of class folders (optionally under train/val/test), a list file (.txt/.csv: "
                        "path [label [split]]), an HRI30 folder (classInd.txt + trainlist01.txt) or a folder of "
-                       "course-style CIDxx_SIDxx_VIDxx videos.")
+                       "course-style CIDxx_SIDxx_VIDxx videos, or a folder of unlabelled videos.")
 
 
 @extract_app.command("video")
@@ -266,7 +266,7 @@ def extract_video_cmd(
                                         "(for testing the pipeline only)."),
     head_classes: Path = typer.Option(None, help="Class names of the checkpoint's head (.txt/.csv), so its logits "
                                       "map onto the dataset's classes."),
-    format: str = typer.Option("auto", help="auto | folders | list | hri30 | hri30-course"),
+    format: str = typer.Option("auto", help="auto | folders | list | hri30 | hri30-course | unlabelled"),
     class_names: Path = typer.Option(None, help="The dataset's class names (.txt/.csv) when the layout lacks them."),
     option: list[str] = typer.Option(None, help="Dataset option key=value (repeatable), e.g. labels_csv=labels.csv "
                                      "(hri30-course), root=videos (list)."),

@@ -110,5 +110,7 @@ def test_unlabelled_videos_and_missing_dataset(tmp_path):
     source = video_paths_source([tmp_path / "in"], class_names=["x", "y"])
     assert len(source) == 3 and (source.metadata["label"] == -1).all()
     assert source.metadata["sample_id"].is_unique and source.class_names == ["x", "y"]
+    loose = open_video_dataset(tmp_path / "in" / "a")  # videos, no sub-folders: unlabelled, for inference
+    assert loose.metadata[["sample_id", "label", "split"]].values.tolist() == [["clip", -1, "unlabelled"]]
     with pytest.raises(ZsarError, match="not found"):
         open_video_dataset(tmp_path / "nowhere")

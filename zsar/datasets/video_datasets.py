@@ -239,13 +239,15 @@ def hri30_course_source(folder: str | Path, labels_csv: str | Path | None = None
     return _source("hri30", names, rows, ids)
 
 
-FORMATS = ("folders", "list", "hri30", "hri30-course")
+FORMATS = ("folders", "list", "hri30", "hri30-course", "unlabelled")
 
 
 def open_video_dataset(path: str | Path, format: str = "auto", class_names: str | Path | None = None,
                        **options) -> SampleSource:
     """A video dataset by path. auto: a list file (.txt/.csv) -> list; a folder holding classInd.txt and
-    trainlist01.txt -> hri30; a folder of CIDxx_SIDxx_VIDxx videos -> hri30-course; else class folders."""
+    trainlist01.txt -> hri30; a folder of CIDxx_SIDxx_VIDxx videos -> hri30-course; a folder with videos but
+    no sub-folders -> unlabelled (for inference; `class_names` then names the head's classes); else class
+    folders."""
     path = Path(path).expanduser()
     if not path.exists():
         raise ZsarError("video dataset not found", path)
@@ -257,6 +259,8 @@ def open_video_dataset(path: str | Path, format: str = "auto", class_names: str 
             format = "hri30"
         elif any(COURSE_NAME.match(v.stem) for v in path.iterdir() if _is_video(v)):
             format = "hri30-course"
+        elif any(_is_video(v) for v in path.iterdir()) and not any(v.is_dir() for v in path.iterdir()):
+            format = "unlabelled"
         else:
             format = "folders"
     try:
@@ -268,6 +272,8 @@ def open_video_dataset(path: str | Path, format: str = "auto", class_names: str 
             return hri30_source(path, **options)
         if format == "hri30-course":
             return hri30_course_source(path, **options)
+        if format == "unlabelled":
+            return video_paths_source([path], names, name=path.name, **options)
     except TypeError as exc:
         raise ZsarError(f"bad options for the {format} loader: {exc}", path) from exc
     raise ZsarError(f"unknown video dataset format {format!r}; choose from {FORMATS} or 'auto'")

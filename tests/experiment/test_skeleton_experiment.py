@@ -48,6 +48,23 @@ def test_trained_encoder_experiment_records_what_it_was_trained_on(tmp_path, ucl
 
 
 @pytest.mark.slow
+def test_validation_encoder_never_sees_the_validation_classes(tmp_path, ucla_folder, tiny_stgcn_config):
+    """With validation_encoder, a second encoder per split learns only the validation-seen classes, and model
+    selection and GZSL calibration use its features."""
+    report = run_experiment(experiment(ucla_folder, tiny_stgcn_config, validation_encoder=True), tmp_path / "out",
+                            progress=False)
+    (name, record), = report["caches"]["validation_features_by_split"].items()
+    assert record["trained_classes"] == [1, 3, 6, 7, 8, 9]  # seen [0,1,2,3,6,7,8,9] minus validation [0, 2]
+    assert report["caches"]["features"]["trained_classes"] == [0, 1, 2, 3, 6, 7, 8, 9]
+    assert "validation-seen classes only" in report["protocol"]["validation_encoder"]
+    assert len(list((tmp_path / "out" / "encoders").glob("*/best.pth"))) == 2
+    assert "validation features" in (tmp_path / "out" / "report.md").read_text()
+    with pytest.raises(ZsarError, match="validation_encoder needs an encoder trained here"):
+        run_experiment(experiment(ucla_folder, "skeleton-stats", validation_encoder=True), tmp_path / "o2",
+                       progress=False)
+
+
+@pytest.mark.slow
 def test_leaking_encoder_is_refused_unless_overridden(tmp_path, ucla_folder, ucla_small, tiny_stgcn_config):
     from zsar.class_lists.splits import ZeroShotSplit
     from zsar.extract.encoder_training import EncoderTrainConfig, train_skeleton_encoder

@@ -59,13 +59,28 @@ class ZeroShotSplit:
         return tuple(c for c in self.seen if c not in val)
 
     def validation_split(self) -> ZeroShotSplit:
-        """The validation problem as a split of its own: seen' = seen - val, unseen' = val."""
+        """The validation problem as a split of its own: unseen' = val. Its `seen` property also counts this
+        split's unseen (test) classes, which have no training samples; the classes that stay seen are
+        `self.validation_seen`."""
         if not self.validation_unseen:
             raise ZsarError(f"split {self.name!r} has no validation classes")
         return ZeroShotSplit(
             name=f"{self.name}:validation",
             num_classes=self.num_classes,
             unseen=self.validation_unseen,
+            validation_unseen=(),
+            validation_seed=self.validation_seed,
+        )
+
+    def validation_encoder_split(self) -> ZeroShotSplit:
+        """What an encoder for the validation problem may learn: `validation_seen` only (both the validation
+        and the test unseen classes are unseen to it)."""
+        if not self.validation_unseen:
+            raise ZsarError(f"split {self.name!r} has no validation classes")
+        return ZeroShotSplit(
+            name=f"{self.name}:validation-encoder",
+            num_classes=self.num_classes,
+            unseen=tuple(sorted(set(self.unseen) | set(self.validation_unseen))),
             validation_unseen=(),
             validation_seed=self.validation_seed,
         )

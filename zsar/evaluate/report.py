@@ -91,6 +91,8 @@ def cache_entries(report: dict) -> list[tuple[str, dict]]:
     if by_split and len({c["path"] for c in by_split.values()}) > 1:
         caches.pop("features")
         caches.update({f"features ({split})": c for split, c in by_split.items()})
+    validation_by_split = caches.pop("validation_features_by_split", None) or {}
+    caches.update({f"validation features ({split})": c for split, c in validation_by_split.items()})
     return [(role, record) for role, record in caches.items() if record is not None]
 
 

@@ -21,6 +21,8 @@ name = "skeleton-stats"       # or "stgcn" / "stgcnpp" / an mmaction2 config: tr
 checkpoint = "model.pth"      # optional: use this trained checkpoint for every split instead of training
 mm_config = "cfg.py"          # with a foreign checkpoint: its mmaction2 config (zsar checkpoints carry theirs)
 extract = { batch_size = 16, temporal = false, num_clips = 1 }
+validation_encoder = false    # trained encoders: also train one per split on the validation-seen classes only and
+                              # select / calibrate with its features (the validation classes stay truly unseen)
 [encoder.params]              # skeleton-stats: SkeletonStatsConfig fields; trained encoders: EncoderTrainConfig
                               # fields (epochs, batch_size, lr, frames, num_person, feats, val_fraction, device)
 
@@ -84,6 +86,7 @@ class EncoderConfig:
     checkpoint: str | None = None
     mm_config: str | None = None
     extract: dict = field(default_factory=dict)
+    validation_encoder: bool = False
 
 
 @dataclass(frozen=True)

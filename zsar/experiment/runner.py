@@ -64,11 +64,37 @@ def prepare_features(config: ExperimentConfig, out: Path, split: ZeroShotSplit, 
         mm_config = str(config.resolve(enc.mm_config)) if enc.mm_config else None
         return extract_skeleton_network(source, checkpoint, path, device=config.evaluate.device, progress=progress,
                                     config=mm_config, layout=source.layout, **extract)
+    return _trained_encoder_features(config, out, split, source, split_tag(split), progress)
+
+
+def _trained_encoder_features(config: ExperimentConfig, out: Path, split: ZeroShotSplit, source: SampleSource,
+                              tag: str, progress: bool) -> Path:
+    """Train an encoder on `split`'s seen classes (training samples only) and embed every sample with it."""
+    enc = config.encoder
+    extract = {"batch_size": 16, **enc.extract}
     train_config = build_config(EncoderTrainConfig, {"config": enc.name, **enc.params}, "[encoder.params]")
-    folder = out / "encoders" / split_tag(split)
-    checkpoint = train_skeleton_encoder(source, split, folder, train_config, config.data.train_split, progress)
-    path = out / "cache" / f"{source.name}__{split_tag(split)}__{_safe(Path(enc.name).stem)}.h5"
+    checkpoint = train_skeleton_encoder(source, split, out / "encoders" / tag, train_config, config.data.train_split,
+                                        progress)
+    path = out / "cache" / f"{source.name}__{tag}__{_safe(Path(enc.name).stem)}.h5"
     return extract_skeleton_network(source, checkpoint, path, device=train_config.device, progress=progress, **extract)
+
+
+def check_validation_encoder(config: ExperimentConfig, source: SampleSource | None) -> None:
+    enc = config.encoder
+    if enc.validation_encoder and (source is None or enc.name == ENCODER_NAME or enc.checkpoint):
+        raise ZsarError("[encoder] validation_encoder needs an encoder trained here per split (an mmaction2 config "
+                        "as `name`, no `checkpoint`); with [data] source = \"cache\" give [data] validation_cache")
+
+
+def prepare_validation_features(config: ExperimentConfig, out: Path, split: ZeroShotSplit,
+                                source: SampleSource | None, progress: bool = True) -> Path | None:
+    """With `[encoder] validation_encoder`: features from an encoder trained on the split's validation-seen
+    classes only, so the validation problem's unseen classes are as unseen to the encoder as the test's."""
+    if not config.encoder.validation_encoder:
+        return None
+    check_validation_encoder(config, source)
+    return _trained_encoder_features(config, out, split.validation_encoder_split(), source,
+                                     split_tag(split) + "__validation", progress)
 
 
 def prepare_prototypes(config: ExperimentConfig, class_names: list[str], out: Path) -> tuple[ClassPrototypes, Path]:
@@ -118,6 +144,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
     out = Path(out_dir or config.output_dir or Path("runs") / config.name)
     out.mkdir(parents=True, exist_ok=True)
     source = open_source(config)
+    check_validation_encoder(config, source)  # before any encoder trains
     dataset_names = source.class_names if source is not None else FeatureCache(config.resolve(config.data.cache)
                                                                                 ).class_names
     class_names = read_class_names(config.resolve(config.text.class_names)) if config.text.class_names \
@@ -128,11 +155,15 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
     prototypes, proto_path = prepare_prototypes(config, class_names, out)
     splits = resolve_splits(config, len(class_names))
     ev = config.evaluate
-    caches, leakage, loaded = {}, {}, {}
+    caches, leakage, loaded, validation_caches = {}, {}, {}, {}
     for split in splits:  # features first (encoders train here), so a leak stops the run before any head
         cache = FeatureCache(prepare_features(config, out, split, source, progress))
         caches[split.name] = cache
         leakage[split.name] = check_leakage(cache, split, ev.allow_leakage)
+        validation_path = prepare_validation_features(config, out, split, source, progress)
+        if validation_path is not None:
+            validation_caches[split.name] = FeatureCache(validation_path)
+            check_leakage(validation_caches[split.name], split.validation_encoder_split(), allow=False)
     validation = None
     if config.data.validation_cache:
         validation_cache = FeatureCache(config.resolve(config.data.validation_cache))
@@ -151,9 +182,12 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
             train, test = loaded[cache.path]
             for seed in config.seeds:
                 log.info("head %s, split %s, seed %d", spec.name, split.name, seed)
+                split_validation = validation
+                if split.name in validation_caches:
+                    split_validation = validation_caches[split.name].load(config.data.train_split)
                 result = run_protocol(spec.name, spec.params, spec.search, train, test, split, prototypes, seed,
                                       ev.gzsl, ev.top_k, ev.search_backend, ev.device, ev.select_on_test,
-                                      validation=validation)
+                                      validation=split_validation)
                 run_dir = out / "runs" / spec.name / f"{split_tag(split)}__seed{seed}"
                 run_dir.mkdir(parents=True, exist_ok=True)
                 result.predictions.to_csv(run_dir / "predictions.csv", index=False)
@@ -182,6 +216,9 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
                                 "honest estimate)") if ev.select_on_test else
             "validation zero-shot split (seen classes held out as unseen, training samples only)",
             "test_touched_once": not ev.select_on_test,
+            "validation_encoder": ("per split, trained on the validation-seen classes only" if validation_caches
+                                   else "given ([data] validation_cache)" if validation is not None
+                                   else "the split's encoder (it was trained on the validation classes too)"),
             "selected_on_test": bool(ev.select_on_test),
             "transductive": False,
             "leakage_override": bool(ev.allow_leakage),
@@ -193,6 +230,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
             "features": _cache_record(caches[splits[0].name]),
             "features_by_split": {name: _cache_record(c) for name, c in caches.items()},
             "validation_features": _cache_record(validation_cache) if validation is not None else None,
+            "validation_features_by_split": {name: _cache_record(c) for name, c in validation_caches.items()},
             "prototypes": {"path": str(proto_path), "fingerprint": file_sha256(proto_path),
                            "text_model": prototypes.text_model, "variant": prototypes.variant},
         },

@@ -25,6 +25,7 @@ import torch
 from zsar.atomic import atomic_target
 from zsar.datasets.layouts import get_layout
 from zsar.errors import ZsarError
+from zsar.extract.checkpoint_file import read_checkpoint
 from zsar.extract.gcn_input import GCNInputConfig, prepare, sample_clips
 from zsar.extract.heatmap_input import HeatmapPipeline, heatmap_sample, pipeline_steps
 from zsar.extract.mmaction_compat import build_model, load_config
@@ -206,17 +207,8 @@ class SkeletonEncoder:
              class_names=None, data_channels: int = 3, **input_overrides) -> SkeletonEncoder:
         """A zsar checkpoint, or an mmaction2 checkpoint with its config and layout."""
         path = Path(path)
-        if not path.is_file():
-            raise ZsarError("checkpoint not found", path)
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # torch raises many types for a damaged file
-            raise ZsarError(f"cannot read the checkpoint: {type(exc).__name__}: {exc}", path) from exc
-        state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
-        if not isinstance(state, dict):
-            raise ZsarError("not a checkpoint: expected a dict with a `state_dict`", path)
-        meta = payload.get("meta", {}) if isinstance(payload, dict) else {}
-        if isinstance(meta, dict) and "zsar" in meta:
+        state, meta = read_checkpoint(path)
+        if "zsar" in meta:
             spec = SkeletonEncoderSpec.from_dict(meta["zsar"])
             if input_overrides:
                 spec = replace(spec, input=replace(spec.input, **{k: v for k, v in input_overrides.items()

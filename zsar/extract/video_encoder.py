@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from zsar.errors import ZsarError
+from zsar.extract.checkpoint_file import read_checkpoint
 from zsar.extract.mmaction_compat import build_model, load_config
 from zsar.extract.video_input import VideoInput, input_from_config
 
@@ -78,19 +79,6 @@ def _pool(features) -> torch.Tensor:
     return features.flatten(2).mean(dim=2)  # [N, D, T, H, W] (or [N, D, H, W])
 
 
-def _checkpoint_state(path: Path) -> dict:
-    if not path.is_file():
-        raise ZsarError("checkpoint not found", path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise ZsarError(f"cannot read the checkpoint: {type(exc).__name__}: {exc}", path) from exc
-    state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ZsarError("not a checkpoint: expected a state dict (or a dict with `state_dict`)", path)
-    return state
-
-
 def head_size(state: dict) -> int | None:
     weight = state.get("cls_head.fc_cls.weight")
     return None if weight is None else int(weight.shape[0])
@@ -115,7 +103,7 @@ class VideoEncoder:
                     precision: str = "fp32", head_classes=(), num_classes: int | None = None, seed: int = 0,
                     pipeline: str = "auto", **input_overrides) -> VideoEncoder:
         """A checkpoint's network (its head size read from it), or seeded random weights without one."""
-        state = _checkpoint_state(Path(checkpoint)) if checkpoint is not None else None
+        state = read_checkpoint(checkpoint)[0] if checkpoint is not None else None
         if state is not None:
             num_classes = head_size(state) or num_classes
         if head_classes and num_classes is not None and len(head_classes) != num_classes:

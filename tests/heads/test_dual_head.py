@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from zsar.class_lists import random_split
@@ -7,12 +8,13 @@ from zsar.features import FeatureCache
 from zsar.heads import build_head
 
 
-def test_dual_head_supervised_and_zero_shot_paths(synthetic_cache, text_encoder):
+@pytest.mark.parametrize("hidden", [0, 64])
+def test_dual_head_supervised_and_zero_shot_paths(synthetic_cache, text_encoder, hidden):
     cache = FeatureCache(synthetic_cache)
     protos = build_prototypes(text_encoder, range(len(cache.class_names)), cache.class_names, "prompts")
     split = random_split(len(protos.class_ids), 4, seed=2)
     train, test = cache.load("train").with_classes(split.seen), cache.load("test").with_classes(split.seen)
-    head = build_head("dual_head", {"epochs": 60})
+    head = build_head("dual_head", {"epochs": 60, "hidden": hidden})
     info = head.fit(train.embeddings, train.labels, protos.subset(split.seen), seed=0)
     assert info["learned_temperature"] != 0.07  # the scale is learned
     fused = head.seen_logits(test.embeddings)
@@ -21,6 +23,9 @@ def test_dual_head_supervised_and_zero_shot_paths(synthetic_cache, text_encoder)
     # the fused logits equal a direct torch computation of both heads (the naive path)
     s = head.state
     x = torch.from_numpy((test.embeddings - s["feature_mean"]) / s["feature_std"]).float()
+    assert ("trunk_weight" in s) == bool(hidden)
+    if hidden:  # the shared trunk, without dropout at inference
+        x = torch.nn.functional.gelu(x @ torch.from_numpy(s["trunk_weight"]).T + torch.from_numpy(s["trunk_bias"]))
     cls = x @ torch.from_numpy(s["cls_weight"]).T + torch.from_numpy(s["cls_bias"])
     sem = torch.nn.functional.normalize(x @ torch.from_numpy(s["sem_weight"]).T + torch.from_numpy(s["sem_bias"]))
     sem = sem @ torch.from_numpy(protos.subset(split.seen).vectors).T * float(np.exp(s["log_scale"][0]))

@@ -1,8 +1,13 @@
 """Dual-head classifier: a seen-class classification head and a semantic head into text space.
 
 On a cached feature v (standardised with training statistics):
-- classification head: dropout, then Linear(D -> C_seen);
-- semantic head: Linear(D -> D_t), L2-normalised; logits = exp(s) * cos(v_proj, t_c) with a learnable
+- shared trunk: h = dropout(GELU(Linear(D -> hidden))). In the published model both heads sit on a backbone
+  that is fine-tuned with them, so the classification loss shapes the features the semantic head sees. On a
+  frozen cache the two heads would share no parameter at all (the classification head could not influence
+  zero-shot inference), so a small trainable trunk takes the backbone's place. `hidden = 0` puts both
+  heads straight on the cached feature (dropout then feeds the classification head only, as published);
+- classification head: Linear(hidden -> C_seen);
+- semantic head: Linear(hidden -> D_t), L2-normalised; logits = exp(s) * cos(v_proj, t_c) with a learnable
   log-scale s initialised to log(1 / 0.07), against the frozen, L2-normalised text prototypes.
 Loss = cls_weight * CE(classification) + (1 - cls_weight) * CE(semantic). Zero-shot inference uses the
 semantic head alone against any classes' prototypes (so any text variant, including part-composed
@@ -33,14 +38,15 @@ class DualHeadConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-3
     dropout: float = 0.5
+    hidden: int = 512  # width of the shared trainable trunk; 0: no trunk (the heads on the cached feature)
     cls_weight: float = 0.7  # loss weight of the classification head; the semantic head gets the rest
     fuse_weight: float = 0.8  # supervised inference: fuse_weight * cls + (1 - fuse_weight) * semantic
     init_temperature: float = 0.07  # the learnable scale starts at 1 / init_temperature
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.init_temperature <= 0:
-            raise ZsarError("dual_head: epochs, batch_size, lr and init_temperature must be positive")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.init_temperature <= 0 or self.hidden < 0:
+            raise ZsarError("dual_head: epochs, batch_size, lr and init_temperature must be positive, hidden >= 0")
         if not 0 <= self.cls_weight < 1 or not 0 <= self.fuse_weight <= 1 or not 0 <= self.dropout < 1:
             raise ZsarError("dual_head: cls_weight must be in [0, 1), fuse_weight in [0, 1], dropout in [0, 1)")
 
@@ -55,24 +61,33 @@ class DualHead(Head):
         device = torch.device(cfg.device)
         x, y, text = self._training_tensors(features, labels, prototypes, device)
         torch.manual_seed(seed)
-        classifier = torch.nn.Linear(x.shape[1], len(prototypes.class_ids)).to(device)
-        semantic = torch.nn.Linear(x.shape[1], text.shape[1]).to(device)
+        width = cfg.hidden or x.shape[1]
+        trunk = torch.nn.Linear(x.shape[1], cfg.hidden).to(device) if cfg.hidden else None
+        classifier = torch.nn.Linear(width, len(prototypes.class_ids)).to(device)
+        semantic = torch.nn.Linear(width, text.shape[1]).to(device)
         log_scale = torch.nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature), device=device))
 
         def batch_loss(batch):
             xb = x[batch]
-            cls_logits = classifier(F.dropout(xb, cfg.dropout, training=True))
+            if trunk is not None:
+                xb = F.dropout(F.gelu(trunk(xb)), cfg.dropout, training=True)
+                cls_logits = classifier(xb)
+            else:
+                cls_logits = classifier(F.dropout(xb, cfg.dropout, training=True))
             sem_logits = log_scale.clamp(max=math.log(100)).exp() * F.normalize(semantic(xb), dim=1) @ text.T
             return cfg.cls_weight * F.cross_entropy(cls_logits, y[batch]) + \
                 (1 - cfg.cls_weight) * F.cross_entropy(sem_logits, y[batch])
 
-        groups = [{"params": [*classifier.parameters(), *semantic.parameters()], "weight_decay": cfg.weight_decay},
+        layers = [classifier, semantic] + ([trunk] if trunk is not None else [])
+        groups = [{"params": [p for layer in layers for p in layer.parameters()], "weight_decay": cfg.weight_decay},
                   {"params": [log_scale], "weight_decay": 0.0}]
         loss_value = train_minibatches(groups, batch_loss, x.shape[0], cfg.epochs, cfg.batch_size, cfg.lr, seed,
                                        device)
         if not np.isfinite(loss_value):
             raise ZsarError("dual_head: training diverged (loss is NaN); lower lr")
         as_np = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731
+        if trunk is not None:
+            self.state.update(trunk_weight=as_np(trunk.weight), trunk_bias=as_np(trunk.bias))
         self.state.update(cls_weight=as_np(classifier.weight), cls_bias=as_np(classifier.bias),
                           sem_weight=as_np(semantic.weight), sem_bias=as_np(semantic.bias),
                           log_scale=as_np(log_scale.clamp(max=math.log(100))).reshape(1),
@@ -80,12 +95,20 @@ class DualHead(Head):
                           seen_vectors=prototypes.vectors.astype(np.float32))
         return {"final_loss": loss_value, "learned_temperature": float(np.exp(-self.state["log_scale"][0]))}
 
+    def _trunk(self, features: np.ndarray) -> np.ndarray:
+        """Standardised features through the shared trunk (inference: no dropout)."""
+        x = self._standardise(features)
+        if "trunk_weight" not in self.state:
+            return x
+        h = torch.from_numpy(x @ self.state["trunk_weight"].T + self.state["trunk_bias"])
+        return F.gelu(h).numpy()
+
     @property
     def temperature(self) -> float:
         return float(np.exp(-self.state["log_scale"][0]))
 
     def project(self, features: np.ndarray) -> np.ndarray:
-        return self._standardise(features) @ self.state["sem_weight"].T + self.state["sem_bias"]
+        return self._trunk(features) @ self.state["sem_weight"].T + self.state["sem_bias"]
 
     def class_vectors(self, prototypes: ClassPrototypes) -> np.ndarray:
         if prototypes.dim != self.state["sem_weight"].shape[0]:
@@ -99,8 +122,9 @@ class DualHead(Head):
         if not self.state:
             raise ZsarError(f"head {self.name!r} is not fitted")
         self._check_dim(features)
-        cls = self._standardise(features) @ self.state["cls_weight"].T + self.state["cls_bias"]
-        query = self.project(features)
+        hidden = self._trunk(features)
+        cls = hidden @ self.state["cls_weight"].T + self.state["cls_bias"]
+        query = hidden @ self.state["sem_weight"].T + self.state["sem_bias"]
         query = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
         sem = query @ self.state["seen_vectors"].T / self.temperature
         w = self.config.fuse_weight

@@ -64,6 +64,16 @@ def test_run_writes_complete_reports(tmp_path):
     html = (tmp_path / "out" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 4  # confusion + per-class for both heads
     assert "| linear_projection |" in (tmp_path / "out" / "report.md").read_text()
+    # the paired comparison: nearest_prototype (listed second) against linear_projection over the same 4 runs
+    (comparison,) = report["comparisons"]
+    assert (comparison["head"], comparison["baseline"], comparison["runs"]) == ("nearest_prototype",
+                                                                             "linear_projection", 4)
+    top1 = {(r["head"], r["split"], r["seed"]): r["zsl"]["top1"] for r in report["runs"]}
+    diffs = [top1[("nearest_prototype", s, e)] - top1[("linear_projection", s, e)]
+             for h, s, e in top1 if h == "nearest_prototype"]
+    assert comparison["top1_difference"]["mean"] == pytest.approx(np.mean(diffs))
+    assert comparison["wins"] + comparison["ties"] + comparison["losses"] == 4
+    assert "Paired comparisons" in (tmp_path / "out" / "report.md").read_text() and "McNemar" in html
     # rerun reuses the finished cache (same fingerprint) and gives identical numbers
     again = zsar("run", str(tmp_path / "exp.toml"), "--out", str(tmp_path / "out"))
     assert again.returncode == 0, again.stderr

@@ -42,6 +42,10 @@ def _print_summary(report: dict, out: Path) -> None:
             line += f"   gate H {g['gate_h']['mean']:6.2f}" if "gate_h" in g else ""
             line += f"   AUSUC {g['ausuc']['mean']:6.2f}"
         typer.echo(line + f"   (chance {s['chance_top1']['mean']:.2f})")
+    for c in report.get("comparisons", []):
+        d = c["top1_difference"]
+        typer.echo(f"{c['head']} - {c['baseline']}: ZSL top-1 {d['mean']:+.2f} (se {d['stderr']:.2f} over {d['n']} "
+                   f"runs, won {c['wins']}/{c['runs']}), McNemar p {c['mcnemar_p']:.3g}")
 
 
 @app.command()

@@ -13,9 +13,12 @@ import numpy as np
 
 from zsar import __version__
 from zsar.atomic import write_text_atomic
+from zsar.evaluate.comparison import COMPARISON_HEADER, comparison_rows
 from zsar.evaluate.plots import confusion_png, per_class_png
 
 ZSL_KEYS = ("top1", "top5", "per_class_mean")
+COMPARISON_NOTE = ("A difference is within noise when it is small against its standard error over runs, or when "
+                   "McNemar's p (samples pooled over runs, no correction for the number of pairs) is large.")
 GZSL_KEYS = ("seen", "unseen", "h", "cs_seen", "cs_unseen", "cs_h", "gate_seen", "gate_unseen", "gate_h", "ausuc")
 
 
@@ -62,6 +65,11 @@ def markdown(report: dict) -> str:
         gz = [_fmt(g[k]) if k in g else "-" for k in GZSL_KEYS] if g else ["-"] * len(GZSL_KEYS)
         lines.append(f"| {name} | {' | '.join(_fmt(s['zsl'][k]) for k in ZSL_KEYS)} | {' | '.join(gz)} | "
                      f"{s['chance_top1']['mean']:.2f} |")
+    comparisons = comparison_rows(report.get("comparisons", []))
+    if comparisons:
+        lines += ["", "## Paired comparisons (ZSL top-1, same splits, seeds and test samples)", "",
+                  "| " + " | ".join(COMPARISON_HEADER) + " |", "|---" * len(COMPARISON_HEADER) + "|",
+                  *("| " + " | ".join(row) + " |" for row in comparisons), "", COMPARISON_NOTE]
     p = report["protocol"]
     lines += ["", "## Protocol", "",
               f"- Model selection: {p['model_selection']}", f"- Test split touched once: {p['test_touched_once']}",
@@ -111,6 +119,7 @@ def html_report(report: dict, figures: list[tuple[str, str]]) -> str:
                         f"{s['chance_top1']['mean']:.2f}"])
     runs = [[r["head"], r["split"], r["seed"], json.dumps(r["params"]), f"{r['zsl']['top1']:.2f}",
              f"{r['gzsl']['h']:.2f}" if r["gzsl"] else "-"] for r in report["runs"]]
+    comparisons = report.get("comparisons", [])
     p = report["protocol"]
     protocol = "".join(f"<li>{html.escape(k.replace('_', ' '))}: {html.escape(str(v))}</li>" for k, v in p.items())
     caches = "".join(f"<li>{html.escape(role)}: <code>{html.escape(c['path'])}</code> fingerprint "
@@ -129,6 +138,8 @@ def html_report(report: dict, figures: list[tuple[str, str]]) -> str:
                else "")
             + table(["head", "ZSL top-1", "ZSL top-5", "ZSL per-class", "GZSL S", "GZSL U", "GZSL H", "CS S", "CS U",
                      "CS H", "gate S", "gate U", "gate H", "AUSUC", "chance"], results)
+            + (f"<h2>Paired comparisons (ZSL top-1)</h2>{table(COMPARISON_HEADER, comparison_rows(comparisons))}"
+               f"<p>{html.escape(COMPARISON_NOTE)}</p>" if comparisons else "")
             + f"<h2>Protocol</h2><ul>{protocol}</ul><h2>Figures</h2>{figs}<h2>Runs</h2>"
             + table(["head", "split", "seed", "params", "ZSL top-1", "GZSL H"], runs)
             + f"<h2>Caches</h2><ul>{caches}</ul><h2>Versions</h2><p>"

@@ -13,6 +13,7 @@ from zsar.datasets.skeleton_datasets import open_skeleton_dataset
 from zsar.datasets.source import SampleSource
 from zsar.datasets.synthetic import SyntheticConfig, synthetic_class_parts, synthetic_source
 from zsar.errors import ZsarError
+from zsar.evaluate.comparison import compare_heads, zsl_correct
 from zsar.evaluate.protocol import run_protocol
 from zsar.evaluate.report import run_figures, summarise_head, versions, write_report
 from zsar.experiment.config import ExperimentConfig, load_config
@@ -173,7 +174,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
             if leaked:
                 raise ZsarError(f"validation features hold unseen classes {leaked} of split {split.name!r}",
                                 validation_cache.path)
-    runs, figures = [], []
+    runs, figures, correct = [], [], {}
     for spec in config.heads:
         for split in splits:
             cache = caches[split.name]
@@ -191,6 +192,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
                 run_dir = out / "runs" / spec.name / f"{split_tag(split)}__seed{seed}"
                 run_dir.mkdir(parents=True, exist_ok=True)
                 result.predictions.to_csv(run_dir / "predictions.csv", index=False)
+                correct.setdefault(spec.name, {})[(split.name, seed)] = zsl_correct(result.predictions)
                 result.fitted.save(run_dir / "head")
                 runs.append({**result.summary(), "predictions": str(run_dir / "predictions.csv"),
                              "split_classes": split.to_dict(), "features": str(cache.path)})
@@ -210,6 +212,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
         "split": [s.name for s in splits],
         "seed": list(config.seeds),
         "heads": heads,
+        "comparisons": compare_heads(correct, [spec.name for spec in config.heads]),
         "runs": runs,
         "protocol": {
             "model_selection": ("TEST SET (--select-on-test: the papers' protocol, for comparison only; not an "

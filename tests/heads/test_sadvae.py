@@ -61,18 +61,30 @@ def test_schedule_matches_the_published_formulas():
     assert Schedule.at(2, 800, n).cross == 0.0 and Schedule.at(2, 801, n).cross == 1.0
 
 
+NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+FAST_LOOPS = [pytest.param("cpu", True, id="cpu"),
+              pytest.param("cuda", True, id="cuda-graphs", marks=NEEDS_CUDA),
+              pytest.param("cuda", False, id="cuda-eager", marks=NEEDS_CUDA)]
+
+
+@pytest.mark.parametrize("device, cuda_graph", FAST_LOOPS)
 @pytest.mark.parametrize("scalar_noise", [False, True])
-def test_fast_loop_equals_the_naive_loop(scalar_noise):
-    """Skipped zero-weight terms, the zero-gradient discriminator steps and fused Adam change nothing."""
+def test_fast_loop_equals_the_naive_loop(scalar_noise, device, cuda_graph):
+    """Skipped zero-weight terms, the zero-gradient discriminator steps and fused Adam change nothing; nor do
+    a GPU and the CUDA-graph replay of the iterations."""
     x, text, labels = _toy()
-    settings = LoopSettings(epochs=3, batch_size=16, lr=1e-3, dis_step=3, scalar_noise=scalar_noise)
+    settings = LoopSettings(epochs=3, batch_size=16, lr=1e-3, dis_step=3, scalar_noise=scalar_noise,
+                            cuda_graph=cuda_graph)
     nets = []
     for fast in (True, False):
         torch.manual_seed(0)
         net = SADVAENetwork(x.shape[1], text.shape[1], latent=6, style=2)
         generator = torch.Generator().manual_seed(1)
         if fast:
-            train_sadvae(net, x, text, labels, settings, generator)
+            on = torch.device(device)
+            net.to(on)
+            train_sadvae(net, x.to(on), text.to(on), labels.to(on), settings, generator)
+            net.cpu()
         else:
             _naive_train(net, x, text, labels, settings, generator)
         nets.append(net.state_dict())

@@ -18,6 +18,7 @@ from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.base import Head
 from zsar.heads.minibatch import train_minibatches
+from zsar.heads.torch_device import training_device
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class LinearProjectionHead(Head):
 
     def fit(self, features, labels, prototypes: ClassPrototypes, seed: int = 0) -> dict:
         cfg = self.config
-        device = torch.device(cfg.device)
+        device = training_device(cfg.device, self.name)
         x, y, text = self._training_tensors(features, labels, prototypes, device)
         torch.manual_seed(seed)
         layer = torch.nn.Linear(x.shape[1], text.shape[1]).to(device)

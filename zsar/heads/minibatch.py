@@ -13,7 +13,7 @@ def train_minibatches(param_groups: list, batch_loss: Callable[[torch.Tensor], t
     Returns the last batch's loss (NaN when training diverged)."""
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.AdamW(param_groups, lr=lr)
-    loss_value = float("nan")
+    loss = torch.tensor(float("nan"))
     for _ in range(epochs):
         order = torch.randperm(num_samples, generator=generator).to(device)
         for start in range(0, num_samples, batch_size):
@@ -21,5 +21,4 @@ def train_minibatches(param_groups: list, batch_loss: Callable[[torch.Tensor], t
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            loss_value = float(loss.detach())
-    return loss_value
+    return float(loss.detach())  # read once: a read per step would wait for an accelerator every step

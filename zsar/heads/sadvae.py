@@ -35,6 +35,7 @@ from zsar.heads.sadvae_model import (
     train_latent_classifier,
     train_sadvae,
 )
+from zsar.heads.torch_device import training_device
 
 # the released scripts' settings: semantic latent, style latent, Adam lr, batch size, discriminator period
 PRESETS: dict[str, dict] = {
@@ -65,7 +66,8 @@ class SADVAEConfig:
     feature_scaling: str = "standardise"  # training mean / std; "none" feeds raw features, as released
     reference_quirks: bool = False  # [B, 1] noise and ReLU on the classifier logits, as in the released code
     threads: int | None = None  # torch CPU threads while training; None: torch's default
-    device: str = "cpu"
+    device: str = "cpu"  # torch device of training ("cuda": the iterations are replayed from CUDA graphs)
+    cuda_graph: bool = True  # false: launch every kernel of every iteration from Python (same model, slower)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -111,12 +113,12 @@ class SADVAEHead(Head):
         if cfg.feature_scaling == "standardise":
             self._fit_standardiser(features)
             features = self._standardise(features)
-        device = torch.device(cfg.device)
+        device = training_device(cfg.device, self.name)
         x = torch.from_numpy(features).to(device)
         y = torch.from_numpy(label_positions(labels, prototypes.class_ids)).to(device)
         text = torch.from_numpy(prototypes.vectors).to(device)
         settings = LoopSettings(*(cfg.setting(k) for k in ("epochs", "batch_size", "lr", "dis_step")),
-                                scalar_noise=cfg.reference_quirks)
+                                scalar_noise=cfg.reference_quirks, cuda_graph=cfg.cuda_graph)
         epoch_scores: list[float] = []
         with torch_threads(cfg.threads):
             torch.manual_seed(seed)

@@ -108,7 +108,7 @@ def discriminator_loss(net: SADVAENetwork, lat: Latents, weight: float, shuffles
     fake = torch.cat([torch.cat([z_r[shuffles[0]], z_v[shuffles[1]]], 1),
                       torch.cat([z_y[shuffles[2]], z_v[shuffles[3]]], 1)])
     logits = net.discriminator(torch.cat([real, fake])).squeeze(1)
-    target = torch.cat([torch.ones(real.shape[0]), torch.zeros(fake.shape[0])]).to(logits)
+    target = torch.cat([logits.new_ones(real.shape[0]), logits.new_zeros(fake.shape[0])])
     return weight * F.binary_cross_entropy_with_logits(logits, target)
 
 
@@ -116,15 +116,15 @@ def sadvae_loss(net: SADVAENetwork, x, y, lat: Latents, w: Schedule, skip_zero_t
     """Reconstruction + b_s KL(skeleton) + b_t KL(text) + l_c cross-reconstruction + b_t TC penalty."""
     ls = net.latent
     loss = F.mse_loss(net.decode_skeleton(lat.z_x), x) + F.mse_loss(net.decode_text(lat.z_y), y)
-    if w.kl_skeleton or not skip_zero_terms:
+    if not skip_zero_terms or w.kl_skeleton:  # (weights may be tensors: no truth test unless skipping)
         loss = loss + w.kl_skeleton * gaussian_kl(lat.mu_x, lat.logvar_x)
-    if w.kl_text or not skip_zero_terms:
+    if not skip_zero_terms or w.kl_text:
         loss = loss + w.kl_text * gaussian_kl(lat.mu_y, lat.logvar_y)
-    if w.cross or not skip_zero_terms:
+    if not skip_zero_terms or w.cross:
         cross_x = net.decode_skeleton(torch.cat([lat.z_y, lat.z_x[:, ls:]], 1))
         cross_y = net.decode_text(lat.z_x[:, :ls])
         loss = loss + w.cross * (F.mse_loss(cross_x, x) + F.mse_loss(cross_y, y))
-    if w.kl_text or not skip_zero_terms:
+    if not skip_zero_terms or w.kl_text:
         loss = loss + w.kl_text * torch.sigmoid(net.discriminator(lat.z_x)).mean()
     return loss
 
@@ -152,6 +152,7 @@ class LoopSettings:
     lr: float
     dis_step: int
     scalar_noise: bool  # the released code's [B, 1] noise
+    cuda_graph: bool = True  # on a CUDA device, replay captured iterations (zsar/heads/sadvae_cuda_graph.py)
 
 
 def iterations_per_epoch(num_samples: int, batch_size: int) -> int:
@@ -159,45 +160,94 @@ def iterations_per_epoch(num_samples: int, batch_size: int) -> int:
     return max(num_samples // batch_size, 1)
 
 
+@dataclass
+class EpochDraws:
+    """Everything random in one epoch, drawn up front from the CPU generator (so a seed gives the same draws on
+    every device): batch indices, the latent noise of every step, and the discriminator's shuffles."""
+
+    order: torch.Tensor  # [steps, batch] sample indices
+    noise_x: torch.Tensor  # [steps, batch, ls + ils] (or [steps, batch, 1]: scalar noise)
+    noise_y: torch.Tensor  # [steps, batch, ls] (or [steps, batch, 1])
+    shuffles: torch.Tensor  # [discriminator steps, 4, batch] permutations
+
+    @staticmethod
+    def draw(num_samples: int, steps: int, batch: int, full: int, latent: int, settings: LoopSettings,
+             generator: torch.Generator) -> EpochDraws:
+        order = torch.randperm(num_samples, generator=generator)[: steps * batch].view(steps, batch)
+        noise_x = torch.randn(steps, batch, 1 if settings.scalar_noise else full, generator=generator)
+        noise_y = torch.randn(steps, batch, 1 if settings.scalar_noise else latent, generator=generator)
+        shuffles = torch.stack([torch.stack([torch.randperm(batch, generator=generator) for _ in range(4)])
+                                for _ in range(0, steps, settings.dis_step)])
+        return EpochDraws(order, noise_x, noise_y, shuffles)
+
+    def to(self, device: torch.device) -> EpochDraws:
+        return EpochDraws(*(t.to(device) for t in (self.order, self.noise_x, self.noise_y, self.shuffles)))
+
+
+def schedule_table(epoch: int, steps: int) -> torch.Tensor:
+    """The loss weights of every step of an epoch, [steps, 3] (kl_skeleton, kl_text, cross)."""
+    rows = [Schedule.at(epoch, i, steps) for i in range(steps)]
+    return torch.tensor([[w.kl_skeleton, w.kl_text, w.cross] for w in rows], dtype=torch.float32)
+
+
 def train_sadvae(net: SADVAENetwork, features: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
                  settings: LoopSettings, generator: torch.Generator,
                  after_epoch: Callable[[int, float], None] | None = None) -> float:
     """Train in place on features [N, Dx] with class text [C, Dy] and label positions [N]; returns the
-    last VAE loss (NaN when training diverged). `after_epoch(epoch, loss)` runs after every epoch."""
+    last VAE loss (NaN when training diverged). `after_epoch(epoch, loss)` runs after every epoch.
+    `generator` is a CPU generator whatever the device (see EpochDraws). On a CUDA device the iterations are
+    replayed from captured CUDA graphs unless `settings.cuda_graph` is off; the result is the same model."""
     n = features.shape[0]
     batch = min(settings.batch_size, n)
     steps = iterations_per_epoch(n, batch)
-    vae_opt = torch.optim.Adam(net.vae_parameters(), lr=settings.lr, fused=True)
-    dis_params = list(net.discriminator.parameters())
-    dis_opt = torch.optim.Adam(dis_params, lr=settings.lr, fused=True)
     full, ls = net.latent + net.style, net.latent
+    if features.is_cuda and settings.cuda_graph:
+        from zsar.heads.sadvae_cuda_graph import GraphedIterations
+
+        trainer = GraphedIterations(net, features, text, labels, settings, steps, batch)
+        run_epoch = trainer.run_epoch
+    else:
+        run_epoch = EagerIterations(net, features, text, labels, settings).run_epoch
     loss_value = math.nan
     for epoch in range(settings.epochs):
-        order = torch.randperm(n, generator=generator)[: steps * batch].view(steps, batch)
-        noise_x = torch.randn(steps, batch, 1 if settings.scalar_noise else full, generator=generator)
-        noise_y = torch.randn(steps, batch, 1 if settings.scalar_noise else ls, generator=generator)
-        for i in range(steps):
-            idx = order[i]
-            x, y = features[idx], text[labels[idx]]
-            w = Schedule.at(epoch, i, steps)
-            lat = encode_batch(net, x, y, noise_x[i], noise_y[i])
-            if i % settings.dis_step == 0:
-                shuffles = torch.stack([torch.randperm(batch, generator=generator) for _ in range(4)])
-                for p in dis_params:
-                    p.grad = torch.zeros_like(p)
-                if w.kl_text:  # with b_t = 0 the gradient is exactly zero; Adam still steps (its moments decay)
-                    discriminator_loss(net, lat, w.kl_text, shuffles).backward()
-                dis_opt.step()
-            loss = sadvae_loss(net, x, y, lat, w)
-            vae_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            vae_opt.step()  # (the TC penalty's gradient left in the discriminator is reset before its next step)
-        loss_value = float(loss.detach())
+        draws = EpochDraws.draw(n, steps, batch, full, ls, settings, generator).to(features.device)
+        loss_value = run_epoch(epoch, draws)
         if not math.isfinite(loss_value):
             return loss_value
         if after_epoch is not None:
             after_epoch(epoch, loss_value)
     return loss_value
+
+
+class EagerIterations:
+    """The fast path on the CPU: one index gather per batch, terms whose schedule weight is zero skipped (their
+    gradient is exactly zero), torch's fused Adam."""
+
+    def __init__(self, net: SADVAENetwork, features, text, labels, settings: LoopSettings):
+        self.net, self.features, self.text, self.labels, self.settings = net, features, text, labels, settings
+        self.vae_opt = torch.optim.Adam(net.vae_parameters(), lr=settings.lr, fused=True)
+        self.dis_params = list(net.discriminator.parameters())
+        self.dis_opt = torch.optim.Adam(self.dis_params, lr=settings.lr, fused=True)
+
+    def run_epoch(self, epoch: int, draws: EpochDraws) -> float:
+        net, steps, dis_step = self.net, draws.order.shape[0], self.settings.dis_step
+        loss = torch.tensor(math.nan)
+        for i in range(steps):
+            idx = draws.order[i]
+            x, y = self.features[idx], self.text[self.labels[idx]]
+            w = Schedule.at(epoch, i, steps)
+            lat = encode_batch(net, x, y, draws.noise_x[i], draws.noise_y[i])
+            if i % dis_step == 0:
+                for p in self.dis_params:
+                    p.grad = torch.zeros_like(p)
+                if w.kl_text:  # with b_t = 0 the gradient is exactly zero; Adam still steps (its moments decay)
+                    discriminator_loss(net, lat, w.kl_text, draws.shuffles[i // dis_step]).backward()
+                self.dis_opt.step()
+            loss = sadvae_loss(net, x, y, lat, w)
+            self.vae_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.vae_opt.step()  # (the TC penalty's gradient left in the discriminator is reset before its next step)
+        return float(loss.detach())
 
 
 def text_latent_samples(net: SADVAENetwork, text: torch.Tensor, per_class: int, scalar_noise: bool,

@@ -111,6 +111,10 @@ def test_import_info_and_bad_inputs(tmp_path):
     (tmp_path / "broken.toml").write_text(broken_toml)
     broken = zsar("run", str(tmp_path / "broken.toml"))
     assert broken.returncode == 1 and "broken.toml" in broken.stderr and "unknown keys ['foo']" in broken.stderr
+    (tmp_path / "exp.toml").write_text(TINY)
+    no_device = zsar("run", str(tmp_path / "exp.toml"), "--out", str(tmp_path / "out"), "--device", "tpu")
+    assert no_device.returncode == 1 and "[evaluate] device: device 'tpu' is not a torch device" in no_device.stderr
+    assert not (tmp_path / "out").exists()  # refused before any work
 
 
 @pytest.mark.slow

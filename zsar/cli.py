@@ -56,7 +56,9 @@ def run(config: Path = typer.Argument(..., help="Experiment TOML file."),
                                                 "(the report says so)."),
         select_on_test: bool = typer.Option(False, "--select-on-test",
                                             help="Choose hyper-parameters on the test set, as several papers do: "
-                                                 "for comparison only; the report labels it.")) -> None:
+                                                 "for comparison only; the report labels it."),
+        device: str = typer.Option(None, help="Torch device for extraction, head training and search (cpu, cuda, "
+                                              "cuda:1); overrides [evaluate] device.")) -> None:
     """Run an experiment described in a TOML file and write its report."""
     from dataclasses import replace
 
@@ -64,6 +66,8 @@ def run(config: Path = typer.Argument(..., help="Experiment TOML file."),
     from zsar.experiment.runner import run_experiment
 
     cfg = load_config(config)
+    if device:
+        cfg = replace(cfg, evaluate=replace(cfg.evaluate, device=device))
     if allow_leakage or select_on_test:
         cfg = replace(cfg, evaluate=replace(cfg.evaluate, allow_leakage=cfg.evaluate.allow_leakage or allow_leakage,
                                             select_on_test=cfg.evaluate.select_on_test or select_on_test))

@@ -1,7 +1,8 @@
 import pytest
 
 from zsar.class_lists import random_split
-from zsar.evaluate.protocol import run_protocol
+from zsar.errors import ZsarError
+from zsar.evaluate.protocol import run_protocol, with_training_device
 from zsar.experiment.config import config_from_dict
 from zsar.experiment.runner import run_experiment
 from zsar.extract.text import build_prototypes
@@ -15,6 +16,15 @@ def problem(synthetic_cache, text_encoder):
     cache = FeatureCache(synthetic_cache)
     protos = build_prototypes(text_encoder, range(len(cache.class_names)), cache.class_names, "name")
     return cache.load("train"), cache.load("test"), protos, random_split(16, 4, seed=5)
+
+
+def test_heads_train_on_the_evaluation_device_unless_their_params_name_one(problem):
+    assert with_training_device("sadvae", {"epochs": 3}, "cuda") == {"epochs": 3, "device": "cuda"}
+    assert with_training_device("dual_head", {"device": "cpu"}, "cuda") == {"device": "cpu"}
+    assert with_training_device("nearest_prototype", {}, "cuda") == {}  # trains nothing with torch
+    train, test, protos, split = problem
+    with pytest.raises(ZsarError, match="linear_projection: device 'tpu' is not a torch device name"):
+        run_protocol("linear_projection", {"epochs": 2}, {}, train, test, split, protos, 0, gzsl=False, device="tpu")
 
 
 def test_select_on_test_reports_the_best_test_number(problem):

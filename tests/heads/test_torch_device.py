@@ -32,8 +32,10 @@ def zero_shot_problem(classes: int = 12, unseen: int = 4, per_class: int = 40, s
 
 def test_training_device_names_the_problem():
     assert training_device("cpu", "sadvae").type == "cpu"
-    with pytest.raises(ZsarError, match="dual_head: device 'tpu'"):
+    with pytest.raises(ZsarError, match="dual_head: device 'tpu' is not a torch device name; use cpu, cuda"):
         training_device("tpu", "dual_head")
+    with pytest.raises(ZsarError, match="sadvae: device 'xla' is not supported"):
+        training_device("xla", "sadvae")
     with pytest.raises(ZsarError, match="not a torch device name"):
         training_device("gpu please", "sadvae")
     with pytest.raises(ZsarError, match="CUDA GPU"):

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -178,6 +178,12 @@ def predictions_table(task: str, data: FeatureSet, scores: np.ndarray, class_ids
     return pd.DataFrame(table)
 
 
+def with_training_device(head_name: str, params: dict, device: str) -> dict:
+    """Heads that train with torch train on the evaluation's device unless their own params name one."""
+    takes_device = "device" in {f.name for f in fields(head_class(head_name).Config)}
+    return {**params, "device": device} if takes_device and "device" not in params else dict(params)
+
+
 def run_protocol(
     head_name: str, base_params: dict, grid: dict | None, train: FeatureSet, test: FeatureSet,
     split: ZeroShotSplit, prototypes: ClassPrototypes, seed: int, gzsl: bool = True, top_k: int = 5,
@@ -190,6 +196,7 @@ def run_protocol(
     classes (as the published releases ship them); by default the training features serve."""
     validation = train if validation is None else validation
     grid = head_class(head_name).search_space if grid is None else grid
+    base_params = with_training_device(head_name, base_params, device)
     seen_train = train.with_classes(split.seen)
     _require_samples(seen_train, split.seen, "seen (training)", split)
     if selection_on_test:

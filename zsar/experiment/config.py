@@ -50,7 +50,7 @@ search = { weight_decay = [1e-4, 1e-3] }  # grid searched on the validation spli
 gzsl = true
 top_k = 5
 search_backend = "auto"       # auto | faiss | numpy
-device = "cpu"
+device = "cpu"                # extraction, search, and training of heads whose params name no device
 allow_leakage = false         # evaluate even if the encoder was trained on unseen classes (flagged)
 select_on_test = false        # papers' best-on-test model selection, for comparison only (flagged)
 ```

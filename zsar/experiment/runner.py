@@ -25,6 +25,7 @@ from zsar.features.fingerprint import file_sha256
 from zsar.features.prototypes import ClassPrototypes, load_prototypes, save_prototypes
 from zsar.features.reader import FeatureCache
 from zsar.heads.base import build_config
+from zsar.heads.torch_device import training_device
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ def check_leakage(cache: FeatureCache, split: ZeroShotSplit, allow: bool) -> lis
 
 def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True) -> dict:
     """Run the whole experiment and write the reports into `out_dir`; returns the report dict."""
+    training_device(config.evaluate.device, "[evaluate] device")  # a missing GPU stops the run before any work
     out = Path(out_dir or config.output_dir or Path("runs") / config.name)
     out.mkdir(parents=True, exist_ok=True)
     source = open_source(config)

@@ -7,21 +7,22 @@ import torch
 from zsar.errors import ZsarError
 
 
-def training_device(name: str, head: str) -> torch.device:
-    """`name` as torch spells it ("cpu", "cuda", "cuda:1", "mps"); an error names the head and what is missing."""
+def training_device(name: str, owner: str) -> torch.device:
+    """`name` as torch spells it ("cpu", "cuda", "cuda:1", "mps"); an error names the owner of the setting (a head,
+    or "[evaluate] device") and what is missing."""
     try:
         device = torch.device(name)
-    except RuntimeError as error:
-        raise ZsarError(f"{head}: device {name!r} is not a torch device name ({error})") from None
+    except RuntimeError:
+        raise ZsarError(f"{owner}: device {name!r} is not a torch device name; use cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ZsarError(f"{head}: device {name!r} asked for, but torch sees no CUDA GPU on this machine; "
+            raise ZsarError(f"{owner}: device {name!r} asked for, but torch sees no CUDA GPU on this machine; "
                             "use device = 'cpu'")
         if device.index is not None and device.index >= count:
-            raise ZsarError(f"{head}: device {name!r} asked for, but torch sees {count} CUDA GPU(s)")
+            raise ZsarError(f"{owner}: device {name!r} asked for, but torch sees {count} CUDA GPU(s)")
     elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise ZsarError(f"{head}: device {name!r} asked for, but the MPS backend is not available; use 'cpu'")
+        raise ZsarError(f"{owner}: device {name!r} asked for, but the MPS backend is not available; use 'cpu'")
     elif device.type not in ("cpu", "cuda", "mps"):
-        raise ZsarError(f"{head}: device {name!r} is not supported (cpu, cuda or mps)")
+        raise ZsarError(f"{owner}: device {name!r} is not supported (cpu, cuda or mps)")
     return device

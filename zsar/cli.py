@@ -29,6 +29,8 @@ app.add_typer(import_app, name="import")
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logging.")) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:  # FAISS narrates which instruction-set build it tries at INFO, failures of the fallback included
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 
 def _print_summary(report: dict, out: Path) -> None:

@@ -2,8 +2,9 @@
 
 The loop is the fast path: all features live in one tensor, a batch is one index gather, the noise of an
 epoch is drawn in one call, terms whose schedule weight is zero are not computed (their gradient is
-exactly zero), and both optimisers are torch's fused Adam. `sadvae_loss(..., skip_zero_terms=False)`
-computes every term every iteration, as the released code does; the tests check the two agree.
+exactly zero), and both optimisers are torch's fused Adam. On a CUDA device the iterations are replayed from
+CUDA graphs (zsar/heads/sadvae_cuda_graph.py). `sadvae_loss(..., skip_zero_terms=False)` computes every term
+every iteration, as the released code does; the tests check the loops agree with it.
 """
 
 from __future__ import annotations
@@ -204,8 +205,7 @@ def train_sadvae(net: SADVAENetwork, features: torch.Tensor, text: torch.Tensor,
     if features.is_cuda and settings.cuda_graph:
         from zsar.heads.sadvae_cuda_graph import GraphedIterations
 
-        trainer = GraphedIterations(net, features, text, labels, settings, steps, batch)
-        run_epoch = trainer.run_epoch
+        run_epoch = GraphedIterations(net, features, text, labels, settings, steps, batch).run_epoch
     else:
         run_epoch = EagerIterations(net, features, text, labels, settings).run_epoch
     loss_value = math.nan
@@ -220,8 +220,8 @@ def train_sadvae(net: SADVAENetwork, features: torch.Tensor, text: torch.Tensor,
 
 
 class EagerIterations:
-    """The fast path on the CPU: one index gather per batch, terms whose schedule weight is zero skipped (their
-    gradient is exactly zero), torch's fused Adam."""
+    """The fast path on the CPU (and on a GPU with `cuda_graph` off): one index gather per batch, terms whose
+    schedule weight is zero skipped (their gradient is exactly zero), torch's fused Adam."""
 
     def __init__(self, net: SADVAENetwork, features, text, labels, settings: LoopSettings):
         self.net, self.features, self.text, self.labels, self.settings = net, features, text, labels, settings

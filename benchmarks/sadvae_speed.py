@@ -70,7 +70,7 @@ class PerSampleDataset(torch.utils.data.Dataset):
 
 
 def reference_run(x, labels, test_x, test_labels, text, unseen, epochs: int, seed: int = 5,
-                  device: str = "cpu", cuda_graph: bool = True) -> dict:
+                  device: str = "cpu") -> dict:
     """The released code's structure (see the module docstring); returns per-epoch test top-1 and seconds.
     On an accelerator each batch is moved to it, as the released code does."""
     p = PRESETS["ntu60_synse"]

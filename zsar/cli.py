@@ -86,12 +86,25 @@ def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder.")) -> 
 
 
 @cache_app.command("info")
-def cache_info(path: Path, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def cache_info(path: Path, as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+               verify: bool = typer.Option(True, help="Check every row against its checksum (fast).")) -> None:
     """Schema, identity, counts per split and class, fingerprint and failures of a cache."""
     from zsar.features.info import cache_summary, format_summary
 
-    summary = cache_summary(path)
+    summary = cache_summary(path, verify=verify)
     typer.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+
+
+@cache_app.command("verify")
+def cache_verify(paths: list[Path] = typer.Argument(..., help="Cache files to check.")) -> None:
+    """Check every row against its checksum and recompute the content fingerprint; exits non-zero on damage."""
+    from zsar.features.reader import FeatureCache
+
+    for path in paths:
+        result = FeatureCache(path).verify_all(fingerprint=True)
+        checked = f"{result['rows_checked']} rows match their checksums, " if result["checksums"] else \
+            "no row checksums (schema version 1), "
+        typer.echo(f"{path}: {checked}fingerprint matches")
 
 
 @cache_app.command("import")
@@ -107,12 +120,14 @@ def cache_import(
     logit_classes: str = typer.Option(None, help="Comma-separated class ids of the logit columns."),
     trained_classes: str = typer.Option(None, help="Comma-separated class ids the encoder was trained on."),
     dtype: str = typer.Option("float32", help="float16 or float32"),
+    overwrite: bool = typer.Option(False, help="Replace an existing cache, e.g. after the features changed (the old "
+                                   "file stays until the new one is complete)."),
 ) -> None:
     """Bring your own features: write embeddings computed elsewhere as a zsar cache."""
     from zsar.features.importer import import_arrays
 
     path = import_arrays(embeddings, metadata, class_names, out, dataset, encoder, modality, logits,
-                         _ids(logit_classes), _ids(trained_classes), dtype)
+                         _ids(logit_classes), _ids(trained_classes), dtype, overwrite)
     typer.echo(f"wrote {path}")
 
 
@@ -195,9 +210,16 @@ def _loader_options(items: list[str] | None) -> dict:
     return out
 
 
+def _trust(trust_pickle: bool, dataset: Path) -> dict:
+    """The loader option that trusts a pose pickle (only pickles take it)."""
+    return {"trust_pickle": True} if trust_pickle and Path(dataset).suffix in (".pkl", ".pickle") else {}
+
+
 _DATASET_HELP = "Skeleton dataset: NW-UCLA JSON folder, NTU .skeleton folder, or mmaction2/pyskl pickle."
 _FORMAT_HELP = "auto | nw_ucla | ntu | pickle"
 _OPTION_HELP = "Loader option key=value (repeatable), e.g. benchmark=xview, class_names=ntu60, layout=coco_17."
+_TRUST_HELP = ("Load pickles (pose pickle, checkpoint) with the full unpickler, which can run code: only for files "
+               "you trust. Without it, anything but plain data is refused. Recorded in the cache header.")
 
 
 @encoder_app.command("train")
@@ -217,13 +239,14 @@ def encoder_train(
     train_split: str = typer.Option("train", help="Sample split to train on."),
     format: str = typer.Option("auto", help=_FORMAT_HELP),
     option: list[str] = typer.Option(None, help=_OPTION_HELP),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help=_TRUST_HELP),
 ) -> None:
     """Train an mmaction2 skeleton recognizer on the seen classes of a zero-shot split only."""
     from zsar.class_lists.splits import load_split
     from zsar.datasets.skeleton_datasets import open_skeleton_dataset
     from zsar.extract.encoder_training import EncoderTrainConfig, train_skeleton_encoder
 
-    source = open_skeleton_dataset(dataset, format, **_loader_options(option))
+    source = open_skeleton_dataset(dataset, format, **_loader_options(option), **_trust(trust_pickle, dataset))
     zs = load_split(split, num_classes=len(source.class_names))
     options = EncoderTrainConfig(config=config, epochs=epochs, batch_size=batch_size, lr=lr, frames=frames,
                                  num_person=num_person, val_fraction=val_fraction, device=device, seed=seed)
@@ -245,18 +268,19 @@ def extract_skeleton_cmd(
     overwrite: bool = typer.Option(False, help="Replace an existing cache (kept until the new one is complete)."),
     format: str = typer.Option("auto", help=_FORMAT_HELP),
     option: list[str] = typer.Option(None, help=_OPTION_HELP),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help=_TRUST_HELP),
 ) -> None:
     """Embeddings (+ seen-class logits) of every sample into a feature cache."""
     from zsar.datasets.skeleton_datasets import open_skeleton_dataset
     from zsar.extract.skeleton import extract_skeleton_network, extract_skeleton_stats
     from zsar.features.info import cache_summary, format_summary
 
-    source = open_skeleton_dataset(dataset, format, **_loader_options(option))
+    source = open_skeleton_dataset(dataset, format, **_loader_options(option), **_trust(trust_pickle, dataset))
     if checkpoint is None:
         path = extract_skeleton_stats(source, out, batch_size=batch_size, overwrite=overwrite)
     else:
         path = extract_skeleton_network(source, checkpoint, out, batch_size, device, temporal, num_clips, overwrite,
-                                    config=mm_config, layout=source.layout)
+                                        trust_pickle=trust_pickle, config=mm_config, layout=source.layout)
     typer.echo(format_summary(cache_summary(path)))
 
 
@@ -293,6 +317,7 @@ def extract_video_cmd(
     shard: str = typer.Option(None, help="i/n: extract every n-th video from i into <out>.shardI-of-N.h5."),
     overwrite: bool = typer.Option(False, help="Replace an existing cache (kept until the new one is complete)."),
     seed: int = typer.Option(0, help="Seed of random weights."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help=_TRUST_HELP),
 ) -> None:
     """Embeddings (+ the head's logits) of every video into a feature cache; resumable, shardable (also under
     torchrun: each rank extracts its shard and rank 0 merges)."""
@@ -306,7 +331,7 @@ def extract_video_cmd(
         raise ZsarError("give --checkpoint (or --random-weights to test the pipeline with an untrained network)")
     source = open_video_dataset(dataset, format, class_names, **_loader_options(option))
     options = ExtractOptions(batch_size=batch_size, num_workers=num_workers, backend=backend, per_clip=per_clip,
-                             store_logits=not no_logits)
+                             store_logits=not no_logits, trust_pickle=trust_pickle)
     path = extract_video_dataset(source, out, config, checkpoint, device, precision,
                                  read_class_names(head_classes) if head_classes else (), options, pipeline,
                                  Shard.parse(shard) if shard else None, overwrite, seed=seed, num_clips=num_clips,

@@ -64,7 +64,12 @@ def test_nan_file_becomes_a_failed_row_not_a_crash(tmp_path, ucla_dir):
     assert "NaN" in cache.metadata.set_index("sample_id")["error"]["a04_s01_e00_v01"]
 
 
-def test_bad_file_names_are_refused(tmp_path):
+def test_bad_file_names_are_rows_that_fail_to_load(tmp_path, ucla_dir):
     (tmp_path / "a07_s01_e00_v01.json").write_text("{}")
-    with pytest.raises(ZsarError, match="not an NW-UCLA action"):
-        nw_ucla_source(tmp_path)
+    (tmp_path / "a01_s01_e00_v01.json").write_text((ucla_dir / "a01_s01_e00_v01.json").read_text())
+    source = nw_ucla_source(tmp_path)
+    assert source.metadata["label"].tolist() == [0, -1] and source.metadata["split"].tolist() == ["train", "unused"]
+    with pytest.raises(ZsarError, match="not an NW-UCLA action") as info:
+        source.load(1)
+    assert info.value.path == tmp_path / "a07_s01_e00_v01.json"
+    assert source.load(0).shape[2] == 20

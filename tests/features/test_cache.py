@@ -181,9 +181,12 @@ def test_nan_in_stored_embeddings_is_an_error_on_load(tmp_path):
         FeatureCache(path).load()
 
 
-def test_damaged_partial_file_is_reported_not_overwritten(tmp_path):
+def test_unreadable_partial_file_is_set_aside_and_the_run_starts_over(tmp_path, caplog):
     path = tmp_path / "c.h5"
     partial_path(path).write_bytes(b"\x00" * 100)
-    with pytest.raises(ZsarError, match="damaged"):
-        CacheWriter(path, header(), table())
-    assert partial_path(path).read_bytes() == b"\x00" * 100
+    with caplog.at_level("WARNING"):
+        write_cache(path, header(), table(), data())
+    aside = list(tmp_path.glob("c.h5.partial.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == b"\x00" * 100
+    assert aside[0].name in caplog.text and "set aside" in caplog.text
+    np.testing.assert_array_equal(FeatureCache(path).load().embeddings, data())

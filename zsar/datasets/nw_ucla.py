@@ -39,8 +39,8 @@ def read_nw_ucla_json(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ZsarError(f"cannot read NW-UCLA JSON: {exc}", path) from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise ZsarError(f"cannot read NW-UCLA JSON: {type(exc).__name__}: {exc}", path) from exc
     if not isinstance(data, dict) or "skeletons" not in data:
         raise ZsarError("not an NW-UCLA sample: no `skeletons` key", path)
     expected = parse_nw_ucla_name(path.stem, path)["label"] + 1
@@ -50,9 +50,9 @@ def read_nw_ucla_json(path: str | Path) -> np.ndarray:
         raise ZsarError("sequence is empty: `skeletons` has zero frames", path)
     try:
         skeletons = np.asarray(data["skeletons"], dtype=np.float32)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError, OverflowError) as exc:
         raise ZsarError(f"`skeletons` is not a [frames][20][3] array ({exc})", path) from exc
-    if skeletons.ndim != 3:
+    if skeletons.ndim != 3 or skeletons.shape[2] != 3:
         raise ZsarError(f"`skeletons` must be [frames][joints][3], got shape {skeletons.shape}", path)
     return check_keypoints(skeletons[None], KINECT_V1_20, path)
 
@@ -66,13 +66,25 @@ def nw_ucla_source(folder: str | Path, train_views: tuple[int, ...] = (1, 2)) ->
     if not files:
         raise ZsarError("no .json files in the NW-UCLA folder", folder)
     class_names = builtin_class_names("nw_ucla")
-    rows = []
+    rows, problems = [], {}
     for path in files:
-        info = parse_nw_ucla_name(path.stem, path)
+        try:
+            info = parse_nw_ucla_name(path.stem, path)
+        except ZsarError as exc:  # kept as a row that fails to load, so it shows among the cache's failures
+            problems[len(rows)] = exc
+            rows.append({"sample_id": path.stem, "label": -1, "class_name": "", "split": "unused",
+                         "source": str(path), "subject": -1, "repetition": -1, "view": -1, "camera": -1})
+            continue
         rows.append({"sample_id": path.stem, "label": info["label"], "class_name": class_names[info["label"]],
                      "split": "train" if info["view"] in train_views else "test", "source": str(path),
                      "subject": info["subject"], "repetition": info["repetition"], "view": info["view"],
                      "camera": info["view"]})
+
+    def load(i: int) -> np.ndarray:
+        if i in problems:
+            raise problems[i]
+        return read_nw_ucla_json(files[i])
+
     meta = pd.DataFrame(rows)
     return SampleSource(name="nw_ucla", class_names=class_names, metadata=meta,
-                        load=lambda i: read_nw_ucla_json(files[i]), modality="skeleton", layout=KINECT_V1_20.name)
+                        load=load, modality="skeleton", layout=KINECT_V1_20.name)

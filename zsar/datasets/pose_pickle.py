@@ -3,7 +3,10 @@
 `{"split": {"xsub_train": [frame_dir, ...], ...}, "annotations": [{"frame_dir", "label", "keypoint"
 [M, T, V, C], "total_frames", optional "keypoint_score" [M, T, V], "img_shape", ...}]}`. 2-D estimates
 carry their confidence in `keypoint_score`; it becomes the last channel, as mmaction2's GCN input does.
-Pickles can run code when loaded: open only files you trust (the same holds for mmaction2 itself).
+Pickles can run code when loaded. zsar reads them with a restricted unpickler that builds only what the
+format uses (dicts, lists, tuples, strings, numbers, numpy arrays and scalars) and refuses anything else by
+name; `trust_pickle=True` (`--trust-pickle`) uses the full unpickler for files the user trusts, and the cache
+header records that it was used.
 """
 
 from __future__ import annotations
@@ -22,13 +25,37 @@ from zsar.datasets.ntu_skeleton import parse_ntu_name
 from zsar.datasets.source import SampleSource
 from zsar.errors import ZsarError
 
+_PLAIN_DATA = {
+    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "slice"), ("builtins", "complex"),
+    ("collections", "OrderedDict"), ("collections", "defaultdict"), ("_codecs", "encode"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5 arrays
+}
 
-def read_pose_pickle(path: str | Path) -> dict:
+
+class _PlainDataUnpickler(pickle.Unpickler):
+    """Builds only plain data; any other global (a function, a class with side effects) is refused by name."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _PLAIN_DATA or (module == "numpy.dtypes" and name.endswith("DType")):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused global {module}.{name}")
+
+
+def read_pose_pickle(path: str | Path, trust_pickle: bool = False) -> dict:
     path = Path(path)
     try:
         with open(path, "rb") as handle:
-            data = pickle.load(handle)
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, ValueError) as exc:
+            data = pickle.load(handle) if trust_pickle else _PlainDataUnpickler(handle).load()
+    except pickle.UnpicklingError as exc:
+        if "refused global" in str(exc):
+            raise ZsarError(f"{exc}: pose pickles may hold only dicts, lists, strings, numbers and numpy arrays, "
+                            "and loading other objects could run code. If you trust this file, pass --trust-pickle "
+                            "(data option trust_pickle = true)", path) from exc
+        raise ZsarError(f"cannot read the annotation pickle: {type(exc).__name__}: {exc}", path) from exc
+    except Exception as exc:  # noqa: BLE001 - a damaged pickle raises many types (EOFError, KeyError, ...)
         raise ZsarError(f"cannot read the annotation pickle: {type(exc).__name__}: {exc}", path) from exc
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         raise ZsarError("not an mmaction2/pyskl annotation pickle: needs a dict with an `annotations` list", path)
@@ -38,7 +65,7 @@ def read_pose_pickle(path: str | Path) -> dict:
         missing = [k for k in ("frame_dir", "label", "keypoint") if not isinstance(ann, dict) or k not in ann]
         if missing:
             raise ZsarError(f"annotation {i} lacks {missing}", path)
-    split = data.get("split", {})
+    split = data.setdefault("split", {})
     if not isinstance(split, dict):
         raise ZsarError("`split` must map split names to lists of frame_dir", path)
     return data
@@ -92,10 +119,22 @@ def annotation_keypoints(ann: dict) -> np.ndarray:
 
 
 def pose_pickle_source(path: str | Path, train_split: str | None = None, test_split: str | None = None,
-                       layout: str | None = None, class_names: str | None = None) -> SampleSource:
-    """Samples of the pickle; pickle split `train_split` -> `train`, `test_split` -> `test`, others `unused`."""
+                       layout: str | None = None, class_names: str | None = None,
+                       trust_pickle: bool = False) -> SampleSource:
+    """Samples of the pickle; pickle split `train_split` -> `train`, `test_split` -> `test`, others `unused`.
+    A malformed pickle is one error naming it; a malformed annotation fails when that sample is loaded."""
     path = Path(path)
-    data = read_pose_pickle(path)
+    data = read_pose_pickle(path, trust_pickle)
+    try:
+        return _pickle_samples(path, data, train_split, test_split, layout, class_names, trust_pickle)
+    except ZsarError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - wrong types or values anywhere in the annotations
+        raise ZsarError(f"malformed annotation pickle ({type(exc).__name__}: {exc})", path) from exc
+
+
+def _pickle_samples(path: Path, data: dict, train_split, test_split, layout, class_names,
+                    trust_pickle: bool) -> SampleSource:
     anns = data["annotations"]
     names = _class_names(anns, class_names, path)
     first = np.asarray(anns[0]["keypoint"])
@@ -123,7 +162,12 @@ def pose_pickle_source(path: str | Path, train_split: str | None = None, test_sp
         meta["img_shape"] = [list(s) if s else [1080, 1920] for s in shapes]
 
     def load(i: int) -> np.ndarray:
-        return check_keypoints(annotation_keypoints(anns[i]), lay, f"{path}#{anns[i]['frame_dir']}")
+        where = f"{path}#{anns[i]['frame_dir']}"
+        try:
+            keypoints = annotation_keypoints(anns[i])
+        except Exception as exc:  # noqa: BLE001 - a malformed annotation is that sample's failure
+            raise ZsarError(f"malformed keypoints ({type(exc).__name__}: {exc})", where) from exc
+        return check_keypoints(keypoints, lay, where)
 
     return SampleSource(name=path.stem, class_names=names, metadata=meta, load=load, modality="skeleton",
-                        layout=lay.name)
+                        layout=lay.name, provenance={"trust_pickle": True} if trust_pickle else {})

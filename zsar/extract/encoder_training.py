@@ -25,6 +25,7 @@ from zsar.class_lists.splits import ZeroShotSplit
 from zsar.datasets.layouts import get_layout
 from zsar.datasets.source import SampleSource
 from zsar.errors import ZsarError
+from zsar.extract.checkpoint_file import load_torch_file
 from zsar.extract.skeleton_encoder import SkeletonEncoder, make_spec
 from zsar.features.schema import config_hash
 from zsar.holdout import stratified_holdout
@@ -125,7 +126,7 @@ def train_skeleton_encoder(source: SampleSource, split: ZeroShotSplit, out_dir: 
     best_path, last_path = out / "best.pth", out / "last.pth"
     if best_path.is_file():
         try:
-            done = torch.load(best_path, map_location="cpu", weights_only=False)["meta"]["zsar"]["training"]
+            done = load_torch_file(best_path)["meta"]["zsar"]["training"]
         except Exception as exc:  # damaged, or not written by zsar: never overwrite it
             raise ZsarError(f"exists but is not a readable zsar training result ({type(exc).__name__}); "
                             "train into another folder", best_path) from exc
@@ -166,7 +167,7 @@ def train_skeleton_encoder(source: SampleSource, split: ZeroShotSplit, out_dir: 
     rng = np.random.RandomState(config.seed)
     state = {"epoch": 0, "best_acc": -1.0, "best_epoch": 0, "best_state": None, "log": []}
     if last_path.is_file():
-        saved = torch.load(last_path, map_location="cpu", weights_only=False)
+        saved = load_torch_file(last_path)
         if saved.get("run_key") == run_key:
             net.load_state_dict(saved["state_dict"])
             optimiser.load_state_dict(saved["optimizer"])

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from zsar.datasets.layouts import get_layout
 from zsar.datasets.source import SampleSource
 from zsar.errors import ZsarError
+from zsar.extract.isolation import encode_isolating, problem_text
 from zsar.extract.skeleton_encoder import SkeletonEncoder
 from zsar.extract.skeleton_stats import SkeletonStatsEncoder
 from zsar.features.fingerprint import file_sha256
@@ -39,13 +40,10 @@ class BatchEncoder:
     encode: Callable[[list], tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]
 
 
-def _problem(exc: Exception) -> str:
-    return str(exc.problem if isinstance(exc, ZsarError) else exc)
-
-
 def extract_skeleton(source: SampleSource, cache_path: str | Path, encoder: BatchEncoder, batch_size: int = 64,
                      overwrite: bool = False, progress: bool = True) -> Path:
-    """Encode every sample of `source` into `cache_path`; a rerun computes only the missing rows."""
+    """Encode every sample of `source` into `cache_path`; a rerun computes only the missing rows. Any error
+    from one sample (loading, preparing, or breaking its batch) makes that sample a failed row."""
     meta = source.metadata.copy()
     with CacheWriter(cache_path, encoder.header, meta, overwrite=overwrite) as writer:
         todo = writer.pending_rows()
@@ -56,17 +54,33 @@ def extract_skeleton(source: SampleSource, cache_path: str | Path, encoder: Batc
                 try:
                     items.append(encoder.prepare(row, source.load(row)))
                     rows.append(row)
-                except (ZsarError, ValueError, OSError) as exc:
-                    failed.append((row, _problem(exc)))
+                except Exception as exc:  # noqa: BLE001 - any error from one file is that row's failure
+                    named = isinstance(exc, ZsarError) and exc.path is not None
+                    failed.append((row, problem_text(exc) if named else f"{meta['source'].iloc[row]}: "
+                                   f"{problem_text(exc)}"))
             if rows:
-                embeddings, logits, temporal = encoder.encode(items)
-                writer.write(rows, embeddings, logits, temporal)
+                rows, outputs, broke = encode_isolating(lambda idx: encoder.encode([items[i] for i in idx]), rows,
+                                                        check=output_check(encoder.header))
+                failed += broke
+                if rows:
+                    writer.write(rows, *outputs)
             for row, message in failed:
                 log.warning("sample %s failed: %s", meta["sample_id"].iloc[row], message)
-                writer.fail([row], message)
+            if failed:
+                writer.fail([row for row, _ in failed], [message for _, message in failed])
             bar.update(len(rows) + len(failed))
         bar.close()
         return writer.finalize()
+
+
+def output_check(header: CacheHeader) -> Callable[[tuple], None]:
+    """Raises when an encoder's outputs (embeddings, logits, temporal) do not have the cache's shapes."""
+    def check(outputs: tuple) -> None:
+        embeddings = np.asarray(outputs[0])
+        if embeddings.ndim != 2 or embeddings.shape[1] != header.embedding_dim:
+            raise ZsarError(f"the encoder gave embeddings of shape {embeddings.shape[1:]}, the cache holds "
+                            f"{header.embedding_dim}-d ones (the sample's data has another shape)")
+    return check
 
 
 def _first_channels(source: SampleSource) -> int:
@@ -74,7 +88,7 @@ def _first_channels(source: SampleSource) -> int:
     for row in range(len(source)):
         try:
             return int(source.load(row).shape[-1])
-        except (ZsarError, ValueError, OSError):
+        except Exception:  # noqa: BLE001, S112 - a bad file becomes a failed row later; look at the next
             continue
     return 3
 
@@ -85,7 +99,7 @@ def stats_encoder(source: SampleSource, encoder: SkeletonStatsEncoder) -> BatchE
         dataset=source.name, modality="skeleton", encoder=encoder.name, embedding_dim=encoder.dim(channels),
         class_names=tuple(source.class_names), dtype="float32", encoder_config=encoder.config.to_dict(),
         trained_classes=None, preprocessing={"centre": "root joint", "scale": "median root-neck length",
-                                             "align_facing": encoder.config.align_facing},
+                                             "align_facing": encoder.config.align_facing, **source.provenance},
         normalisation="none",
     )
     return BatchEncoder(header, prepare=lambda row, kp: encoder.encode(kp),
@@ -106,7 +120,7 @@ def _map_classes(spec_names, target_names, classes) -> list[int | None]:
 
 
 def network_encoder(source: SampleSource, encoder: SkeletonEncoder, checkpoint: str | Path | None = None,
-                    temporal: bool = False, num_clips: int = 1) -> BatchEncoder:
+                    temporal: bool = False, num_clips: int = 1, trusted_checkpoint: bool = False) -> BatchEncoder:
     spec = encoder.spec
     if source.layout != spec.layout:
         raise ZsarError(f"the encoder was built for layout {spec.layout!r} but dataset {source.name!r} is "
@@ -133,7 +147,8 @@ def network_encoder(source: SampleSource, encoder: SkeletonEncoder, checkpoint: 
         logit_classes=logit_classes, temporal_length=temporal_length,
         preprocessing={"layout": spec.layout, **spec.input.to_dict(), "num_clips": num_clips,
                        "pipeline": "mmaction2 GCN pipeline (normalise, features, uniform sampling, test mode)"
-                       if spec.family == "gcn" else "mmaction2 pose heatmap pipeline (config's test steps)"},
+                       if spec.family == "gcn" else "mmaction2 pose heatmap pipeline (config's test steps)",
+                       **source.provenance, **({"trust_pickle_checkpoint": True} if trusted_checkpoint else {})},
         normalisation="none",
     )
     meta = source.metadata
@@ -151,8 +166,11 @@ def network_encoder(source: SampleSource, encoder: SkeletonEncoder, checkpoint: 
 
 def extract_skeleton_network(source: SampleSource, checkpoint: str | Path, cache_path: str | Path,
                              batch_size: int = 16, device: str = "cpu", temporal: bool = False, num_clips: int = 1,
-                             overwrite: bool = False, progress: bool = True, **load_options) -> Path:
-    """Embeddings, seen-class logits and optional per-time-step features of a trained graph network."""
-    encoder = SkeletonEncoder.load(checkpoint, device, class_names=source.class_names, **load_options)
-    return extract_skeleton(source, cache_path, network_encoder(source, encoder, checkpoint, temporal, num_clips),
-                            batch_size, overwrite, progress)
+                             overwrite: bool = False, progress: bool = True, trust_pickle: bool = False,
+                             **load_options) -> Path:
+    """Embeddings, seen-class logits and optional per-time-step features of a trained graph network.
+    `trust_pickle`: load a checkpoint holding arbitrary Python objects (see `checkpoint_file`)."""
+    encoder = SkeletonEncoder.load(checkpoint, device, class_names=source.class_names, trust_pickle=trust_pickle,
+                                   **load_options)
+    batch_encoder = network_encoder(source, encoder, checkpoint, temporal, num_clips, trust_pickle)
+    return extract_skeleton(source, cache_path, batch_encoder, batch_size, overwrite, progress)

@@ -204,10 +204,11 @@ class SkeletonEncoder:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", config: str | None = None, layout: str | None = None,
-             class_names=None, data_channels: int = 3, **input_overrides) -> SkeletonEncoder:
+             class_names=None, data_channels: int = 3, trust_pickle: bool = False,
+             **input_overrides) -> SkeletonEncoder:
         """A zsar checkpoint, or an mmaction2 checkpoint with its config and layout."""
         path = Path(path)
-        state, meta = read_checkpoint(path)
+        state, meta = read_checkpoint(path, trust_pickle)
         if "zsar" in meta:
             spec = SkeletonEncoderSpec.from_dict(meta["zsar"])
             if input_overrides:

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from zsar.datasets.source import SampleSource
 from zsar.errors import ZsarError
+from zsar.extract.isolation import encode_isolating
 from zsar.extract.sharding import Shard
 from zsar.extract.video_decode import read_frames
 from zsar.extract.video_encoder import VideoEncoder
@@ -80,6 +81,7 @@ class ExtractOptions:
     per_clip: bool = False  # keep the per-view features [views, D] (the cache's `temporal` array)
     store_logits: bool = True
     prefetch: int = 2
+    trust_pickle: bool = False  # load a checkpoint holding arbitrary Python objects (recorded in the header)
 
     def batch(self, device: torch.device) -> int:
         if self.batch_size is not None:
@@ -115,6 +117,7 @@ def video_header(source: SampleSource, encoder: VideoEncoder, checkpoint: str | 
             log.info("the head's classes are not named: logits are not stored (name them to keep them)")
     views = encoder.views_per_video
     preprocessing = {**spec.input.to_dict(), "decoder": options.backend, "views": views,
+                     **({"trust_pickle_checkpoint": True} if options.trust_pickle else {}),
                      "pipeline": "mmaction2 test steps: SampleFrames (test mode), Resize, crop, normalise"}
     if source.class_ids is not None:
         preprocessing["class_ids"] = list(source.class_ids)
@@ -162,12 +165,16 @@ def extract_video(source: SampleSource, cache_path: str | Path, encoder: VideoEn
             done, start = 0, time.perf_counter()
             for rows, batch, failed in loader:
                 if rows:
-                    embeddings, logits, per_view = encoder.features(batch)
+                    rows, outputs, broke = encode_isolating(lambda idx, b=batch: encoder.features(b[idx]), rows)
+                    failed = failed + broke
+                if rows:
+                    embeddings, logits, per_view = outputs
                     writer.write(rows, embeddings, logits if header.logit_classes is not None else None,
                                  per_view if options.per_clip else None)
                 for row, message in failed:
                     log.warning("%s failed: %s", paths[row], message)
-                    writer.fail([row], message)
+                if failed:
+                    writer.fail([row for row, _ in failed], [message for _, message in failed])
                 done += len(rows) + len(failed)
                 bar.update((len(rows) + len(failed)) * views_per_video)
                 if on_batch is not None:
@@ -194,7 +201,8 @@ def extract_video_dataset(source: SampleSource, cache_path: str | Path, config: 
     if checkpoint is None:
         log.warning("no checkpoint: the encoder has random weights (seed %d); its embeddings are for testing", seed)
     encoder = VideoEncoder.from_config(config, checkpoint, device, precision, head_classes, seed=seed,
-                                       pipeline=pipeline, **input_overrides)
+                                       pipeline=pipeline, trust_pickle=(options or ExtractOptions()).trust_pickle,
+                                       **input_overrides)
     path = extract_video(source, cache_path, encoder, checkpoint, options, shard, overwrite, progress)
     if launched is None:
         return path

@@ -101,9 +101,9 @@ class VideoEncoder:
     @classmethod
     def from_config(cls, config: str | Path, checkpoint: str | Path | None = None, device: str = "cpu",
                     precision: str = "fp32", head_classes=(), num_classes: int | None = None, seed: int = 0,
-                    pipeline: str = "auto", **input_overrides) -> VideoEncoder:
+                    pipeline: str = "auto", trust_pickle: bool = False, **input_overrides) -> VideoEncoder:
         """A checkpoint's network (its head size read from it), or seeded random weights without one."""
-        state = read_checkpoint(checkpoint)[0] if checkpoint is not None else None
+        state = read_checkpoint(checkpoint, trust_pickle)[0] if checkpoint is not None else None
         if state is not None:
             num_classes = head_size(state) or num_classes
         if head_classes and num_classes is not None and len(head_classes) != num_classes:

@@ -1,15 +1,42 @@
-"""Fingerprints: of a cache's content (identity, row order, status, every stored array) and of any file."""
+"""Fingerprints and checksums: of a cache's content (identity, row order, status, every stored array), of its
+rows (crc32 per row and array, written with the row and checked on every read) and of any file."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import zlib
+from collections.abc import Iterator
 
 import h5py
 import numpy as np
 
 _CHUNK_ROWS = 8192
-_ARRAYS = ("embeddings", "logits", "temporal")
+ARRAYS = ("embeddings", "logits", "temporal")
+
+
+def row_crc32(values: np.ndarray) -> np.ndarray:
+    """crc32 of each row's bytes, in the dtype the array is stored in: [N] uint32."""
+    values = np.ascontiguousarray(values)
+    rows = values.reshape(values.shape[0], -1).view(np.uint8) if values.size else values.reshape(len(values), 0)
+    return np.fromiter((zlib.crc32(r) for r in rows), dtype=np.uint32, count=rows.shape[0])
+
+
+def stored_arrays(h5: h5py.File) -> list[str]:
+    return [name for name in ARRAYS if name in h5]
+
+
+def checksum_names(h5: h5py.File) -> list[str]:
+    """The arrays whose per-row crc32 columns `row_crc32` holds, in column order ([] for version 1 caches)."""
+    names = h5.attrs.get("checksum_arrays", []) if "row_crc32" in h5 else []
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+
+
+def iter_row_blocks(h5: h5py.File, names: list[str], block_rows: int = _CHUNK_ROWS) -> Iterator[tuple[int, dict]]:
+    """(first row, {name: rows of that array}) over the whole cache, in blocks."""
+    n = h5["row_status"].shape[0]
+    for start in range(0, n, block_rows):
+        yield start, {name: h5[name][start : start + block_rows] for name in names}
 
 
 def compute_fingerprint(h5: h5py.File, identity: dict) -> str:
@@ -18,9 +45,7 @@ def compute_fingerprint(h5: h5py.File, identity: dict) -> str:
     digest.update(json.dumps(identity, sort_keys=True).encode())
     digest.update("\n".join(s.decode() if isinstance(s, bytes) else s for s in h5["sample_id"][:]).encode())
     digest.update(np.ascontiguousarray(h5["row_status"][:]).tobytes())
-    for name in _ARRAYS:
-        if name not in h5:
-            continue
+    for name in stored_arrays(h5):
         data = h5[name]
         digest.update(f"{name}{data.shape}{data.dtype}".encode())
         for start in range(0, data.shape[0], _CHUNK_ROWS):

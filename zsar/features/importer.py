@@ -9,6 +9,7 @@ import pandas as pd
 
 from zsar.class_lists.text_files import read_class_names
 from zsar.errors import ZsarError
+from zsar.features.inputs import arrays_digest
 from zsar.features.schema import CacheHeader
 from zsar.features.writer import write_cache
 
@@ -35,8 +36,10 @@ def _load_table(path: Path) -> pd.DataFrame:
 def import_arrays(
     embeddings: Path, metadata: Path, class_names: Path, out: Path, dataset: str, encoder: str,
     modality: str = "other", logits: Path | None = None, logit_classes: list[int] | None = None,
-    trained_classes: list[int] | None = None, dtype: str = "float32",
+    trained_classes: list[int] | None = None, dtype: str = "float32", overwrite: bool = False,
 ) -> Path:
+    """Write `.npy` embeddings (and logits) with their metadata table as a cache. The cache records a hash of
+    the arrays: importing changed features to an existing cache is refused unless `overwrite`."""
     names = read_class_names(class_names)
     x = load_npy(embeddings)
     if x.ndim != 2:
@@ -65,6 +68,6 @@ def import_arrays(
         logit_classes=None if lg is None else tuple(logit_classes),
     )
     try:
-        return write_cache(out, header, table, x, lg)
+        return write_cache(out, header, table, x, lg, overwrite=overwrite, content_digest=arrays_digest(x, lg))
     except ZsarError as exc:
         raise ZsarError(exc.problem, exc.path or metadata) from exc

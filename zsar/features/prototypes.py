@@ -16,7 +16,7 @@ import numpy as np
 
 from zsar.atomic import atomic_target
 from zsar.errors import ZsarError
-from zsar.features.schema import SCHEMA_VERSION
+from zsar.features.schema import PROTOTYPE_SCHEMA_VERSION
 
 
 @dataclass
@@ -65,7 +65,7 @@ def save_prototypes(path: str | Path, prototypes: Sequence[ClassPrototypes]) -> 
     """Write one or more variants into a prototype file, atomically (replaces the file)."""
     path = Path(path)
     with atomic_target(path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs["zsar_schema_version"] = SCHEMA_VERSION
+        h5.attrs["zsar_schema_version"] = PROTOTYPE_SCHEMA_VERSION
         h5.attrs["kind"] = "class_prototypes"
         for proto in prototypes:
             ds = h5.create_dataset(f"variants/{proto.variant}/vectors", data=proto.vectors)
@@ -88,8 +88,9 @@ def load_prototypes(path: str | Path, variant: str | None = None) -> ClassProtot
     with h5:
         if h5.attrs.get("kind") != "class_prototypes":
             raise ZsarError("not a zsar prototype file", path)
-        if int(h5.attrs.get("zsar_schema_version", -1)) != SCHEMA_VERSION:
-            raise ZsarError(f"prototype file has another schema version; this zsar reads {SCHEMA_VERSION}", path)
+        if int(h5.attrs.get("zsar_schema_version", -1)) != PROTOTYPE_SCHEMA_VERSION:
+            raise ZsarError(f"prototype file has another schema version; this zsar reads {PROTOTYPE_SCHEMA_VERSION}",
+                            path)
         variants = list(h5["variants"].keys())
         if variant is None:
             if len(variants) != 1:

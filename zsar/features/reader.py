@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 from collections.abc import Sequence
@@ -13,7 +14,15 @@ import numpy as np
 import pandas as pd
 
 from zsar.errors import ZsarError
-from zsar.features.schema import REQUIRED_COLUMNS, SCHEMA_VERSION, CacheHeader
+from zsar.features.fingerprint import checksum_names, compute_fingerprint, iter_row_blocks, row_crc32
+from zsar.features.schema import (
+    READABLE_SCHEMA_VERSIONS,
+    REQUIRED_COLUMNS,
+    STATUS_NAMES,
+    STATUS_PENDING,
+    CacheHeader,
+    read_text_attr,
+)
 
 
 @dataclass
@@ -65,6 +74,17 @@ class FeatureSet:
         return self.subset(np.isin(self.labels, np.asarray(list(classes), dtype=np.int64)))
 
 
+@contextlib.contextmanager
+def _damage_is_an_error(path: Path):
+    """HDF5 reports a damaged structure as KeyError, OSError, ValueError, ...: one clear error instead."""
+    try:
+        yield
+    except ZsarError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to read a structure means the file is damaged
+        raise ZsarError(f"cannot read the cache, the file is damaged ({type(exc).__name__}: {exc})", path) from exc
+
+
 def _open_h5(path: Path) -> h5py.File:
     if not path.exists():
         raise ZsarError("cache file not found", path)
@@ -75,56 +95,76 @@ def _open_h5(path: Path) -> h5py.File:
 
 
 class FeatureCache:
-    """A finished cache. Opening validates the schema; `load()` reads only the selected rows."""
+    """A finished cache. Opening validates the schema; `load()` reads only the selected rows and, by default,
+    checks them against the checksums written with them (`verify=False` skips that for speed)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, verify: bool = True):
         self.path = Path(path)
-        with _open_h5(self.path) as h5:
-            version = h5.attrs.get("zsar_schema_version")
-            if version is None:
-                raise ZsarError("not a zsar cache (no zsar_schema_version attribute)", self.path)
-            if int(version) != SCHEMA_VERSION:
-                raise ZsarError(
-                    f"written with cache schema version {int(version)}; this zsar reads version {SCHEMA_VERSION}. "
-                    "Re-extract, or use the zsar version that wrote it",
-                    self.path,
-                )
+        self.verify = verify
+        with _damage_is_an_error(self.path), _open_h5(self.path) as h5:
+            self.schema_version = self._check_version(h5)
             try:
-                self.header = CacheHeader.from_json(h5.attrs["header"])
+                self.header = CacheHeader.from_json(read_text_attr(h5.attrs, "header"))
             except (KeyError, ValueError, TypeError, ZsarError) as exc:
                 raise ZsarError(f"cache header is missing or invalid ({exc})", self.path) from exc
             for name in ("embeddings", "row_status", "sample_id", "metadata_parquet"):
                 if name not in h5:
                     raise ZsarError(f"cache has no `{name}` dataset (unfinished or damaged)", self.path)
             blob = h5["metadata_parquet"][:]
-            if hashlib.sha256(blob.tobytes()).hexdigest() != h5.attrs.get("metadata_sha256"):
+            if hashlib.sha256(blob.tobytes()).hexdigest() != read_text_attr(h5.attrs, "metadata_sha256"):
                 raise ZsarError("metadata table does not match its checksum (damaged file)", self.path)
             self.metadata = pd.read_parquet(io.BytesIO(blob.tobytes()))
             self.num_rows, self.embedding_dim = h5["embeddings"].shape
-            self.fingerprint = str(h5.attrs.get("fingerprint", ""))
-            self.created = str(h5.attrs.get("created", ""))
-            self.zsar_version = str(h5.attrs.get("zsar_version", ""))
+            self.fingerprint = read_text_attr(h5.attrs, "fingerprint")
+            self.created = read_text_attr(h5.attrs, "created")
+            self.zsar_version = read_text_attr(h5.attrs, "zsar_version")
             self.has_logits = "logits" in h5
             self.has_temporal = "temporal" in h5
-            problems = []
-            missing = [c for c in REQUIRED_COLUMNS if c not in self.metadata.columns]
-            if missing:
-                problems.append(f"metadata lacks columns {missing}")
-            if len(self.metadata) != self.num_rows:
-                problems.append(f"metadata has {len(self.metadata)} rows but embeddings have {self.num_rows}")
-            if self.embedding_dim != self.header.embedding_dim:
-                problems.append(f"embeddings are {self.embedding_dim}-d, the header says {self.header.embedding_dim}")
-            logit_classes = self.header.logit_classes
-            if self.has_logits and (
-                logit_classes is None or h5["logits"].shape != (self.num_rows, len(logit_classes))
-            ):
-                problems.append("logits shape does not match the header's logit classes")
-            if (h5["row_status"][:] == 0).any():
-                problems.append("has rows that were never written")
-            if not problems and [s.decode() for s in h5["sample_id"][:]] != self.metadata["sample_id"].tolist():
-                problems.append("row order of embeddings and metadata differ")
+            self.checksum_arrays = checksum_names(h5)
+            self.inputs = {"metadata": read_text_attr(h5.attrs, "input_metadata_digest"),
+                           "content": read_text_attr(h5.attrs, "input_content_digest")}
+            problems = self._structure_problems(h5)
             if problems:
                 raise ZsarError("invalid cache: " + "; ".join(problems), self.path)
+
+    def _check_version(self, h5: h5py.File) -> int:
+        version = h5.attrs.get("zsar_schema_version")
+        if version is None:
+            raise ZsarError("not a zsar cache (no zsar_schema_version attribute)", self.path)
+        if int(version) not in READABLE_SCHEMA_VERSIONS:
+            raise ZsarError(
+                f"written with cache schema version {int(version)}; this zsar reads versions "
+                f"{list(READABLE_SCHEMA_VERSIONS)}. Re-extract, or use the zsar version that wrote it",
+                self.path,
+            )
+        return int(version)
+
+    def _structure_problems(self, h5: h5py.File) -> list[str]:
+        problems = []
+        missing = [c for c in REQUIRED_COLUMNS if c not in self.metadata.columns]
+        if missing:
+            problems.append(f"metadata lacks columns {missing}")
+        if len(self.metadata) != self.num_rows:
+            problems.append(f"metadata has {len(self.metadata)} rows but embeddings have {self.num_rows}")
+        if self.embedding_dim != self.header.embedding_dim:
+            problems.append(f"embeddings are {self.embedding_dim}-d, the header says {self.header.embedding_dim}")
+        logit_classes = self.header.logit_classes
+        if self.has_logits and (logit_classes is None or h5["logits"].shape != (self.num_rows, len(logit_classes))):
+            problems.append("logits shape does not match the header's logit classes")
+        if self.schema_version >= 2 and (
+            "row_crc32" not in h5 or h5["row_crc32"].shape != (self.num_rows, len(self.checksum_arrays))
+        ):
+            problems.append("row checksums are missing or have the wrong shape")
+        if problems:
+            return problems
+        status = h5["row_status"][:]
+        if status.shape != (self.num_rows,) or (status == STATUS_PENDING).any():
+            problems.append("has rows that were never written")
+        elif [STATUS_NAMES.get(int(s), "?") for s in status] != self.metadata["status"].tolist():
+            problems.append("row status differs from the metadata table (damaged file)")
+        elif [s.decode() for s in h5["sample_id"][:]] != self.metadata["sample_id"].tolist():
+            problems.append("row order of embeddings and metadata differ")
+        return problems
 
     @property
     def class_names(self) -> list[str]:
@@ -151,22 +191,34 @@ class FeatureCache:
             keep &= self.metadata["label"].isin(list(classes)).to_numpy()
         return np.flatnonzero(keep)
 
+    def _check_rows(self, arrays: dict, sums: np.ndarray, rows: np.ndarray) -> None:
+        """Rows read against their stored checksums; a mismatch is an error naming the samples."""
+        for name, values in arrays.items():
+            if name not in self.checksum_arrays:
+                continue
+            bad = row_crc32(values) != sums[:, self.checksum_arrays.index(name)]
+            if bad.any():
+                ids = self.metadata["sample_id"].iloc[rows[bad][:5]].tolist()
+                raise ZsarError(f"{name} of {int(bad.sum())} rows do not match their checksums (damaged file), "
+                                f"e.g. samples {ids}; re-extract or restore this cache", self.path)
+
     def load(
         self,
         split: str | Sequence[str] | None = None,
         classes: Sequence[int] | None = None,
         with_temporal: bool = False,
+        verify: bool | None = None,
     ) -> FeatureSet:
-        """Load the selected ok rows as float32; NaN/inf is an error naming the samples."""
+        """Load the selected ok rows as float32; a checksum mismatch or NaN/inf is an error naming the samples."""
         rows = self.select_rows(split, classes)
-        with _open_h5(self.path) as h5:
-            embeddings = _read_rows(h5["embeddings"], rows).astype(np.float32)
-            logits = _read_rows(h5["logits"], rows).astype(np.float32) if self.has_logits else None
-            temporal = None
-            if with_temporal:
-                if not self.has_temporal:
-                    raise ZsarError("cache stores no temporal features", self.path)
-                temporal = _read_rows(h5["temporal"], rows).astype(np.float32)
+        if with_temporal and not self.has_temporal:
+            raise ZsarError("cache stores no temporal features", self.path)
+        with _damage_is_an_error(self.path), _open_h5(self.path) as h5:
+            names = ["embeddings"] + (["logits"] if self.has_logits else []) + (["temporal"] if with_temporal else [])
+            raw = {name: _read_rows(h5[name], rows) for name in names}
+            if (self.verify if verify is None else verify) and self.checksum_arrays:
+                self._check_rows(raw, _read_rows(h5["row_crc32"], rows), rows)
+        embeddings = raw["embeddings"].astype(np.float32)
         bad = ~np.isfinite(embeddings).all(axis=1)
         if bad.any():
             ids = self.metadata["sample_id"].iloc[rows[bad][:5]].tolist()
@@ -177,10 +229,27 @@ class FeatureCache:
             labels=meta["label"].to_numpy(dtype=np.int64),
             metadata=meta,
             rows=rows,
-            logits=logits,
+            logits=raw["logits"].astype(np.float32) if self.has_logits else None,
             logit_classes=self.header.logit_classes,
-            temporal=temporal,
+            temporal=raw["temporal"].astype(np.float32) if with_temporal else None,
         )
+
+    def verify_all(self, fingerprint: bool = False) -> dict:
+        """Check every ok row against its checksum (and, with `fingerprint`, recompute the content fingerprint).
+        Returns what was checked; raises a ZsarError naming the file on any mismatch."""
+        ok = self.select_rows()
+        checked = 0
+        with _damage_is_an_error(self.path), _open_h5(self.path) as h5:
+            if self.checksum_arrays:
+                sums = h5["row_crc32"][:]
+                for start, blocks in iter_row_blocks(h5, self.checksum_arrays):
+                    stop = start + len(blocks[self.checksum_arrays[0]])
+                    keep = ok[(ok >= start) & (ok < stop)]
+                    self._check_rows({n: b[keep - start] for n, b in blocks.items()}, sums[keep], keep)
+                    checked += keep.size
+            if fingerprint and compute_fingerprint(h5, self.header.identity()) != self.fingerprint:
+                raise ZsarError("content does not match its fingerprint (damaged or edited file)", self.path)
+        return {"rows_checked": checked, "checksums": bool(self.checksum_arrays), "fingerprint_checked": fingerprint}
 
 
 def _read_rows(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:

@@ -7,12 +7,19 @@ A cache is one HDF5 file per (dataset, modality, encoder):
                   all NaN means "no logits for this sample" (imported releases give them for test rows only)
 - `temporal`     [N, T, D], optional: per-time-step features
 - `row_status`   [N] int8: 0 pending, 1 ok, 2 failed (the fill mask that proves completeness)
-- `row_error`    [N] str: why a row failed ('' when ok)
+- `row_crc32`    [N, K] uint32 (version 2): crc32 of each row's bytes in each stored array, in the order of the
+                  `checksum_arrays` attribute; written after the row's data and before its status, checked on read
+- `row_error`    [N] str: why a row failed ('' when ok); version 2: UTF-8, at most ERROR_BYTES bytes
 - `sample_id`    [N] str: the row order, checked against the metadata table
 - `metadata_parquet` uint8 bytes: the metadata table (Parquet), authoritative copy, in row order
 
 Attributes: `zsar_schema_version`, `header` (JSON of `CacheHeader`), `zsar_version`, `created`,
-`fingerprint`, `metadata_sha256`. A sibling `<stem>.parquet` holds the same table for other tools.
+`fingerprint`, `metadata_sha256`; version 2 adds `checksum_arrays`, `input_metadata_digest` and
+`input_content_digest` (what the rows were computed from, see `inputs.py`). A sibling `<stem>.parquet` holds
+the same table for other tools.
+
+Version 2 files are written in the HDF5 1.8 format (checksummed metadata: a damaged structure is an error, not
+a hang) with contiguous, pre-allocated arrays. Version 1 files are still read (without row checksums).
 """
 
 from __future__ import annotations
@@ -26,12 +33,26 @@ import pandas as pd
 
 from zsar.errors import ZsarError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
+PROTOTYPE_SCHEMA_VERSION = 1  # class prototype files (prototypes.py) version on their own
+ERROR_BYTES = 512
 REQUIRED_COLUMNS = ("sample_id", "label", "class_name", "split", "source", "status", "error")
 STATUS_PENDING, STATUS_OK, STATUS_FAILED = 0, 1, 2
 STATUS_NAMES = {STATUS_PENDING: "pending", STATUS_OK: "ok", STATUS_FAILED: "failed"}
 EMBEDDING_DTYPES = ("float16", "float32")
 MODALITIES = ("skeleton", "video", "text", "other")
+
+
+def text_attr(text: str) -> np.bytes_:
+    """A string attribute stored fixed-length, inside the (checksummed) object header, not in a global heap."""
+    return np.bytes_(text.encode("utf-8"))
+
+
+def read_text_attr(attrs, key: str, default: str = "") -> str:
+    """A string attribute, written fixed-length (version 2) or variable-length (version 1)."""
+    value = attrs.get(key, default)
+    return value.decode("utf-8") if isinstance(value, bytes | np.bytes_) else str(value)
 
 
 def config_hash(config: dict) -> str:

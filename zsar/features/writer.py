@@ -1,14 +1,24 @@
-"""Writing caches: by row index, crash-safe, resumable.
+"""Writing caches: by row index, crash-safe, resumable, one writer at a time.
 
-Rows go into `<path>.partial`; the fill mask `row_status` records which rows are done. A killed
-run leaves the partial file, and a rerun with the same header and samples writes only the
-missing rows. `finalize()` proves every row is ok or failed, fingerprints the content and renames
-the partial file onto `<path>` in one step, so a reader sees the old file or the complete new one.
+Rows go into `<path>.partial`; the fill mask `row_status` records which rows are done. The mask never runs
+ahead of the data: a write stores the rows' arrays, then their crc32 checksums, then marks them ok, and no
+write is deferred (no HDF5 sieve buffer; a flush between the steps). The arrays are contiguous and allocated
+when the file is created, with the disk space reserved then (a full disk stops the run before any work), so
+writing rows changes no HDF5 structure. A new partial is built under a temporary name and renamed into place
+complete. A killed run leaves the partial file; a rerun with the same identity and inputs checks every ok row
+against its checksum (a row that does not match is computed again) and writes only the missing rows. A partial
+that cannot be opened is set aside under a new name (the message names it) and the run starts over.
+
+`finalize()` proves every row is ok or failed and publishes (see `publish.py`): the finished file is built
+beside the partial, every ok row checked against its checksum, and renamed into place with its Parquet copy.
+Any HDF5 or OS error while writing is one ZsarError naming the file; an old cache at the path is never touched
+before the new one is complete. An exclusive lock on `<path>.lock` (`lock.py`) keeps a second writer out from
+start to publish.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import io
 import logging
 import os
@@ -20,10 +30,19 @@ import numpy as np
 import pandas as pd
 
 from zsar import __version__
-from zsar.atomic import atomic_target
 from zsar.errors import ZsarError
-from zsar.features.fingerprint import compute_fingerprint
+from zsar.features.fingerprint import checksum_names, iter_row_blocks, row_crc32
+from zsar.features.h5file import contiguous_dataset, open_for_writing, reserve_space
+from zsar.features.inputs import describe_input_change, metadata_digest, source_files_digest
+from zsar.features.lock import CacheLock
+from zsar.features.publish import (
+    build_final_file,
+    publish,
+    publishing_path,
+    repair_sibling_parquet,
+)
 from zsar.features.schema import (
+    ERROR_BYTES,
     SCHEMA_VERSION,
     STATUS_FAILED,
     STATUS_NAMES,
@@ -31,29 +50,37 @@ from zsar.features.schema import (
     STATUS_PENDING,
     CacheHeader,
     identity_difference,
+    read_text_attr,
+    text_attr,
     validate_metadata,
 )
 
 log = logging.getLogger(__name__)
-_STR = h5py.string_dtype("utf-8")
+_H5_ERRORS = (OSError, RuntimeError)
 
 
 def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
-def sibling_parquet(path: Path) -> Path:
-    return path.with_suffix(".parquet")
+def _encode_error(message: str) -> bytes:
+    """An error message as at most ERROR_BYTES of UTF-8, cut at a character boundary."""
+    raw = (message or "failed").encode("utf-8")[:ERROR_BYTES]
+    return raw.decode("utf-8", errors="ignore").encode("utf-8")
 
 
 class CacheWriter:
     """Fill a cache row by row. Use as a context manager; call `finalize()` when done.
 
     `pending_rows()` lists what still has to be computed: all rows for a new cache, the holes
-    of an interrupted one, none for a finished one with the same identity.
+    of an interrupted one, none for a finished one with the same identity and inputs.
+    `content_digest`: what the rows are computed from (default: the `source` files' paths, sizes and
+    modification times); a finished or interrupted cache made from other inputs is refused, not reused.
+    `lock_wait`: seconds to wait for another process writing the same cache before refusing.
     """
 
-    def __init__(self, path: str | Path, header: CacheHeader, metadata: pd.DataFrame, overwrite: bool = False):
+    def __init__(self, path: str | Path, header: CacheHeader, metadata: pd.DataFrame, overwrite: bool = False,
+                 content_digest: str | None = None, lock_wait: float = 0.0):
         self.path = Path(path)
         self.partial = partial_path(self.path)
         self.header = header
@@ -61,20 +88,29 @@ class CacheWriter:
             self.metadata = validate_metadata(metadata, header)
         except ZsarError as exc:
             raise ZsarError(f"metadata for this cache is invalid: {exc.problem}", self.path) from exc
+        self.inputs = {"metadata": metadata_digest(self.metadata),
+                       "content": content_digest or source_files_digest(self.metadata["source"])}
         self._h5: h5py.File | None = None
+        self._lock: CacheLock | None = None
         self.finished = False
         if self.path.exists() and not overwrite:
-            self._check_finished_cache()
-            self.finished = True
-            log.info("%s is complete with the same encoder and samples; nothing to write", self.path)
+            self._reuse_finished()
             return
-        if self.partial.exists() and not overwrite:
-            self._resume()
-        else:
-            self._create()
+        self._lock = CacheLock.acquire(self.path, lock_wait)
+        try:
+            if self.path.exists() and not overwrite:  # another writer published it while we waited
+                self._release()
+                self._reuse_finished()
+            elif self.partial.exists() and not overwrite and self._resume():
+                pass
+            else:
+                self._create()
+        except BaseException:
+            self._abort()
+            raise
 
     # -- opening ---------------------------------------------------------------------------
-    def _check_finished_cache(self) -> None:
+    def _reuse_finished(self) -> None:
         from zsar.features.reader import FeatureCache
 
         existing = FeatureCache(self.path)
@@ -87,61 +123,173 @@ class CacheWriter:
             )
         if existing.metadata["sample_id"].tolist() != self.metadata["sample_id"].tolist():
             raise ZsarError("exists with different samples; write elsewhere or overwrite", self.path)
+        changed = describe_input_change(existing.inputs, self.inputs)
+        if changed:
+            raise ZsarError("exists but was computed from other inputs: " + " and ".join(changed) + " changed "
+                            "since. Overwrite to recompute it (the old file stays until the new one is complete)",
+                            self.path)
+        repair_sibling_parquet(self.path)
+        self._remove_published_partial()
+        self.finished = True
+        log.info("%s is complete with the same encoder, samples and inputs; nothing to write", self.path)
 
-    def _resume(self) -> None:
+    def _remove_published_partial(self) -> None:
+        """A partial left beside a finished cache by a crash right after publishing (when no writer holds it)."""
+        if not self.partial.exists():
+            return
         try:
-            h5 = h5py.File(self.partial, "r+")
-        except OSError as exc:
-            raise ZsarError(
-                f"interrupted cache file is damaged ({exc}); delete it to start this cache over", self.partial
-            ) from exc
+            lock = CacheLock.acquire(self.path)
+        except ZsarError:
+            return  # another writer is at work on this path
         try:
-            if int(h5.attrs.get("zsar_schema_version", -1)) != SCHEMA_VERSION:
-                raise ZsarError("interrupted cache has another schema version; delete it to start over", self.partial)
-            old = CacheHeader.from_json(h5.attrs["header"])
-            diff = identity_difference(old, self.header)
-            if diff:
-                raise ZsarError(
-                    "refusing to resume with a different encoder or config (" + "; ".join(diff) + "); delete the "
-                    "file or write elsewhere",
-                    self.partial,
-                )
-            ids = [s.decode() for s in h5["sample_id"][:]]
-            if ids != self.metadata["sample_id"].tolist():
-                raise ZsarError("refusing to resume: the samples differ from the interrupted run", self.partial)
+            if self.partial.exists() and self.path.exists():
+                self.partial.unlink()
+                log.info("removed %s, left over from a publish that was interrupted", self.partial)
+        finally:
+            lock.release()
+
+    def _set_aside(self, reason: str) -> None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        target = self.partial.with_name(f"{self.partial.name}.damaged-{stamp}")
+        os.replace(self.partial, target)
+        log.warning("%s: interrupted cache cannot be resumed (%s); set aside as %s, starting over",
+                    self.partial, reason, target.name)
+
+    def _resume(self) -> bool:
+        """Open the interrupted partial file; False when it was set aside and the run must start over."""
+        try:
+            h5 = open_for_writing(self.partial, create=False)
+        except Exception as exc:  # noqa: BLE001 - HDF5 raises several types for a damaged file
+            if "unable to lock file" in str(exc).lower():
+                raise ZsarError(f"interrupted cache file is open in another process ({exc}); stop that process "
+                                "or wait for it", self.partial) from exc
+            self._set_aside(f"not a readable HDF5 file: {exc}")
+            return False
+        try:
+            problem = self._partial_problem(h5)
+            if problem is None:
+                old = CacheHeader.from_json(read_text_attr(h5.attrs, "header"))
+                self._check_same_run(h5, old)
         except ZsarError:
             h5.close()
             raise
+        except Exception as exc:  # noqa: BLE001 - any damage in what was read
+            problem = f"damaged ({type(exc).__name__}: {exc})"
+        if problem is not None:
+            h5.close()
+            self._set_aside(problem)
+            return False
         self._h5 = h5
+        self._recheck_ok_rows()
         done = int((h5["row_status"][:] != STATUS_PENDING).sum())
-        log.info("resuming %s: %d of %d rows already written", self.partial, done, len(ids))
+        log.info("resuming %s: %d of %d rows already written", self.partial, done, len(self.metadata))
+        return True
+
+    def _partial_problem(self, h5: h5py.File) -> str | None:
+        version = int(h5.attrs.get("zsar_schema_version", -1))
+        if version != SCHEMA_VERSION:
+            return f"written with cache schema version {version}, this zsar writes {SCHEMA_VERSION}"
+        if "sample_id" not in h5:
+            return "dataset `sample_id` is missing"
+        n = h5["sample_id"].shape[0]
+        for name in ("embeddings", "row_status", "row_crc32", "row_error"):
+            if name not in h5 or h5[name].shape[0] != n:
+                return f"dataset `{name}` is missing or has the wrong length"
+        return None
+
+    def _check_same_run(self, h5: h5py.File, old: CacheHeader) -> None:
+        diff = identity_difference(old, self.header)
+        if diff:
+            raise ZsarError("refusing to resume with a different encoder or config (" + "; ".join(diff) + "); "
+                            "overwrite to start over, or write elsewhere", self.partial)
+        ids = [s.decode() for s in h5["sample_id"][:]]
+        if ids != self.metadata["sample_id"].tolist():
+            raise ZsarError("refusing to resume: the samples differ from the interrupted run; overwrite to start "
+                            "over", self.partial)
+        old_inputs = {"metadata": read_text_attr(h5.attrs, "input_metadata_digest"),
+                      "content": read_text_attr(h5.attrs, "input_content_digest")}
+        changed = describe_input_change(old_inputs, self.inputs)
+        if changed:
+            raise ZsarError("refusing to resume: " + " and ".join(changed) + " changed since the interrupted run; "
+                            "overwrite to start over", self.partial)
+
+    def _recheck_ok_rows(self) -> None:
+        """Rows marked ok whose data does not match its checksum (torn by a crash) become pending again."""
+        h5 = self._file()
+        status, sums = h5["row_status"][:], h5["row_crc32"][:]
+        names = checksum_names(h5)
+        bad = []
+        for start, blocks in iter_row_blocks(h5, names):
+            stop = start + len(next(iter(blocks.values())))
+            ok = status[start:stop] == STATUS_OK
+            for column, name in enumerate(names):
+                wrong = ok & (row_crc32(blocks[name]) != sums[start:stop, column])
+                bad.extend((np.flatnonzero(wrong) + start).tolist())
+        bad = np.unique(np.asarray(bad, dtype=np.int64))
+        if bad.size:
+            log.warning("%s: %d rows marked done do not match their checksums; computing them again",
+                        self.partial, bad.size)
+            with self._guard("resetting damaged rows"):
+                h5["row_status"][bad] = STATUS_PENDING
+                h5.flush()
 
     def _create(self) -> None:
+        """A new partial file: built under a temporary name, its space reserved, then renamed into place, so
+        an existing partial always has its whole structure and sample list."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.partial.exists():
-            self.partial.unlink()
-        n, h = len(self.metadata), self.header
-        h5 = h5py.File(self.partial, "w")
-        h5.attrs["zsar_schema_version"] = SCHEMA_VERSION
-        h5.attrs["header"] = h.to_json()
-        h5.attrs["zsar_version"] = __version__
-        h5.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        chunk_rows = max(1, min(n, 4096))
-        h5.create_dataset("embeddings", (n, h.embedding_dim), dtype=h.dtype, chunks=(chunk_rows, h.embedding_dim))
-        if h.logit_classes is not None:
-            h5.create_dataset("logits", (n, len(h.logit_classes)), dtype="float32")
-        if h.temporal_length is not None:
-            h5.create_dataset(
-                "temporal", (n, h.temporal_length, h.embedding_dim), dtype=h.dtype,
-                chunks=(1, h.temporal_length, h.embedding_dim),
-            )
-        h5.create_dataset("row_status", data=np.zeros(n, dtype=np.int8))
-        h5.create_dataset("row_error", data=np.array([""] * n, dtype=object), dtype=_STR)
-        h5.create_dataset("sample_id", data=np.array(self.metadata["sample_id"].tolist(), dtype=object), dtype=_STR)
-        h5.flush()
+        creating = self.partial.with_name(self.partial.name + ".creating")
+        for stale in (self.partial, creating):
+            stale.unlink(missing_ok=True)
+        try:
+            h5 = open_for_writing(creating, create=True)
+        except _H5_ERRORS as exc:
+            raise ZsarError(f"cannot create the cache file ({exc})", creating) from exc
         self._h5 = h5
+        try:
+            with self._guard("creating the cache file"):
+                self._layout(h5)
+                h5.flush()
+            reserve_space(creating)
+        except BaseException:
+            self._abort()
+            creating.unlink(missing_ok=True)
+            raise
+        os.replace(creating, self.partial)
+
+    def _layout(self, h5: h5py.File) -> None:
+        n, h = len(self.metadata), self.header
+        h5.attrs["zsar_schema_version"] = SCHEMA_VERSION
+        h5.attrs["header"] = text_attr(h.to_json())
+        h5.attrs["zsar_version"] = text_attr(__version__)
+        h5.attrs["created"] = text_attr(datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        h5.attrs["input_metadata_digest"] = text_attr(self.inputs["metadata"])
+        h5.attrs["input_content_digest"] = text_attr(self.inputs["content"])
+        shapes = {"embeddings": ((n, h.embedding_dim), h.dtype)}
+        if h.logit_classes is not None:
+            shapes["logits"] = ((n, len(h.logit_classes)), "float32")
+        if h.temporal_length is not None:
+            shapes["temporal"] = ((n, h.temporal_length, h.embedding_dim), h.dtype)
+        for name, (shape, dtype) in shapes.items():
+            contiguous_dataset(h5, name, shape, dtype)
+        ids = np.array([s.encode("utf-8") for s in self.metadata["sample_id"]], dtype=bytes)
+        contiguous_dataset(h5, "sample_id", (n,), ids.dtype if n else "S1")[...] = ids
+        contiguous_dataset(h5, "row_crc32", (n, len(shapes)), np.uint32)[...] = 0
+        contiguous_dataset(h5, "row_error", (n,), f"S{ERROR_BYTES}")[...] = b""
+        contiguous_dataset(h5, "row_status", (n,), np.int8)[...] = STATUS_PENDING
+        h5.attrs["checksum_arrays"] = np.array(list(shapes), dtype="S")  # fixed-length: no global heap
 
     # -- writing ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _guard(self, doing: str):
+        """Any HDF5 or OS error while writing stops the writer with one message naming the file."""
+        try:
+            yield
+        except _H5_ERRORS as exc:
+            self._abort()
+            raise ZsarError(f"writing the cache failed while {doing}: {exc}. Rows already marked done are kept "
+                            "(a rerun checks them); any previous cache at this path is untouched",
+                            self.partial) from exc
+
     def pending_rows(self) -> np.ndarray:
         """Row indices that are neither ok nor failed yet."""
         if self.finished:
@@ -162,63 +310,80 @@ class CacheWriter:
             raise ZsarError("row indices repeat within one write", self.path)
         return rows
 
-    def write(self, rows, embeddings, logits=None, temporal=None) -> None:
-        """Store finished rows. `embeddings` [len(rows), D]; `logits` / `temporal` as the header says."""
-        if self.finished:
-            raise ZsarError("cache is already complete", self.path)
-        h5, h = self._file(), self.header
-        rows = self._check_rows(rows)
+    def _expected_arrays(self, rows, embeddings, logits, temporal) -> dict:
+        h = self.header
         arrays = {"embeddings": (embeddings, (rows.size, h.embedding_dim))}
-        if h.logit_classes is not None:
-            if logits is None:
-                raise ZsarError("this cache stores logits; pass them with every write", self.path)
-            arrays["logits"] = (logits, (rows.size, len(h.logit_classes)))
-        elif logits is not None:
-            raise ZsarError("header declares no logit classes; cannot store logits", self.path)
-        if h.temporal_length is not None:
-            if temporal is None:
-                raise ZsarError("this cache stores temporal features; pass them with every write", self.path)
-            arrays["temporal"] = (temporal, (rows.size, h.temporal_length, h.embedding_dim))
-        elif temporal is not None:
-            raise ZsarError("header declares no temporal length; cannot store temporal features", self.path)
-        order = np.argsort(rows, kind="stable")
-        sorted_rows = rows[order]
-        contiguous = sorted_rows.size > 0 and sorted_rows[-1] - sorted_rows[0] + 1 == sorted_rows.size
-        index = slice(int(sorted_rows[0]), int(sorted_rows[-1]) + 1) if contiguous else sorted_rows
-        prepared = {}
+        for name, values, declared, shape in (
+            ("logits", logits, h.logit_classes, lambda: (rows.size, len(h.logit_classes))),
+            ("temporal", temporal, h.temporal_length, lambda: (rows.size, h.temporal_length, h.embedding_dim)),
+        ):
+            if declared is not None and values is None:
+                raise ZsarError(f"this cache stores {name}; pass them with every write", self.path)
+            if declared is None and values is not None:
+                raise ZsarError(f"header declares no {name}; cannot store them", self.path)
+            if declared is not None:
+                arrays[name] = (values, shape())
+        return arrays
+
+    def _prepared(self, rows: np.ndarray, arrays: dict, order: np.ndarray) -> dict:
+        """Arrays checked (shape, finite), in stored dtype and sorted row order."""
+        h5, prepared = self._file(), {}
         for name, (values, shape) in arrays.items():
             values = np.asarray(values)
             if values.shape != shape:
                 raise ZsarError(f"{name} has shape {values.shape}, expected {shape}", self.path)
-            flat = values.reshape(values.shape[0], -1)
+            flat = values.reshape(values.shape[0], int(np.prod(shape[1:])))
             finite = np.isfinite(flat).all(axis=1)
             if name == "logits":  # a row without logits (e.g. imported releases give them for test rows only)
                 finite |= np.isnan(flat).all(axis=1)
             if not finite.all():
                 bad = self.metadata["sample_id"].iloc[rows[~finite][:5]].tolist()
                 raise ZsarError(f"{name} contain NaN or inf for samples {bad}", self.path)
-            prepared[name] = values[order]
+            prepared[name] = np.ascontiguousarray(values[order].astype(h5[name].dtype, copy=False))
+        return prepared
+
+    def write(self, rows, embeddings, logits=None, temporal=None) -> None:
+        """Store finished rows. `embeddings` [len(rows), D]; `logits` / `temporal` as the header says."""
+        if self.finished:
+            raise ZsarError("cache is already complete", self.path)
+        h5 = self._file()
+        rows = self._check_rows(rows)
+        arrays = self._expected_arrays(rows, embeddings, logits, temporal)
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        prepared = self._prepared(rows, arrays, order)
         if sorted_rows.size == 0:
             return
-        for name, values in prepared.items():
-            h5[name][index] = values.astype(h5[name].dtype, copy=False)
-        status = h5["row_status"]
-        status[index] = STATUS_OK
-        h5.flush()
+        contiguous = sorted_rows[-1] - sorted_rows[0] + 1 == sorted_rows.size
+        index = slice(int(sorted_rows[0]), int(sorted_rows[-1]) + 1) if contiguous else sorted_rows
+        sums = np.stack([row_crc32(prepared[name]) for name in checksum_names(h5)], axis=1)
+        with self._guard("writing rows"):
+            for name, values in prepared.items():
+                h5[name][index] = values
+            h5.flush()  # the data reaches the file before anything vouches for it
+            h5["row_crc32"][index] = sums
+            h5.flush()
+            h5["row_status"][index] = STATUS_OK
+            h5.flush()
 
     def fail(self, rows, errors: str | list[str]) -> None:
         """Record rows that could not be computed, with the reason; they are kept, marked failed."""
         h5 = self._file()
-        rows = np.sort(self._check_rows(rows))
+        rows = self._check_rows(rows)
         messages = [errors] * rows.size if isinstance(errors, str) else list(errors)
-        for row, message in zip(rows.tolist(), messages):
-            h5["row_status"][row] = STATUS_FAILED
-            h5["row_error"][row] = message or "failed"
-        h5.flush()
+        order = np.argsort(rows, kind="stable")
+        if rows.size == 0:
+            return
+        with self._guard("recording failed rows"):
+            encoded = [_encode_error(messages[i]) for i in order]
+            h5["row_error"][rows[order]] = np.array(encoded, dtype=f"S{ERROR_BYTES}")
+            h5.flush()
+            h5["row_status"][rows[order]] = STATUS_FAILED
+            h5.flush()
 
     # -- finishing -------------------------------------------------------------------------
     def finalize(self) -> Path:
-        """Check completeness, fingerprint, and publish the cache atomically. Returns its path."""
+        """Check completeness and every row, fingerprint, and publish the cache atomically. Returns its path."""
         if self.finished:
             return self.path
         h5 = self._file()
@@ -229,41 +394,59 @@ class CacheWriter:
             raise ZsarError(f"{pending.size} rows were never written (e.g. {examples}); rerun to fill them", self.path)
         table = self.metadata.copy()
         table["status"] = [STATUS_NAMES[int(s)] for s in status]
-        table["error"] = [e.decode() if isinstance(e, bytes) else str(e) for e in h5["row_error"][:]]
+        table["error"] = [e.decode("utf-8", errors="replace") if s == STATUS_FAILED else ""
+                          for e, s in zip(h5["row_error"][:], status)]
         buffer = io.BytesIO()
         table.to_parquet(buffer, index=False)
         blob = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
-        if "metadata_parquet" in h5:
-            del h5["metadata_parquet"]
-        h5.create_dataset("metadata_parquet", data=blob)
-        h5.attrs["metadata_sha256"] = _sha256(blob)
-        h5.attrs["fingerprint"] = compute_fingerprint(h5, self.header.identity())
-        h5.close()
-        self._h5 = None
-        os.replace(self.partial, self.path)
+        built = publishing_path(self.path)
+        with self._guard("writing the finished cache"):
+            torn = build_final_file(h5, built, self.header.identity(), blob)
+            if torn.size:
+                h5["row_status"][torn] = STATUS_PENDING
+                h5.flush()
+        if torn.size:
+            raise ZsarError(f"{torn.size} rows on disk do not match what was computed (damaged while writing); "
+                            "nothing was published. Rerun to compute them again", self.partial)
+        with self._guard("publishing the finished cache"):
+            h5.close()
+            self._h5 = None
+            publish(built, self.path, blob, self.partial)
         self.finished = True
-        with atomic_target(sibling_parquet(self.path)) as tmp:
-            tmp.write_bytes(blob.tobytes())
+        self._release()
         failed = int((status == STATUS_FAILED).sum())
         log.info("wrote %s: %d rows (%d failed)", self.path, status.size, failed)
         return self.path
 
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _abort(self) -> None:
+        """Drop the file handle after a failure (closing errors ignored) and release the lock."""
+        if self._h5 is not None:
+            with contextlib.suppress(Exception):
+                self._h5.close()
+            self._h5 = None
+        self._release()
+
     def close(self) -> None:
         """Close without finishing; the partial file stays for a later resume."""
-        if self._h5 is not None:
-            self._h5.flush()
-            self._h5.close()
-            self._h5 = None
+        try:
+            if self._h5 is not None:
+                with self._guard("closing the cache file"):
+                    self._h5.flush()
+                    self._h5.close()
+                    self._h5 = None
+        finally:
+            self._release()
 
     def __enter__(self) -> CacheWriter:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _sha256(blob: np.ndarray) -> str:
-    return hashlib.sha256(blob.tobytes()).hexdigest()
 
 
 def write_cache(
@@ -275,10 +458,11 @@ def write_cache(
     temporal: np.ndarray | None = None,
     batch_rows: int = 4096,
     overwrite: bool = False,
+    content_digest: str | None = None,
 ) -> Path:
     """Write whole arrays as a cache (e.g. features computed elsewhere). Rows marked
     `status == "failed"` in the metadata are stored as failed rows with their `error`."""
-    with CacheWriter(path, header, metadata, overwrite=overwrite) as writer:
+    with CacheWriter(path, header, metadata, overwrite=overwrite, content_digest=content_digest) as writer:
         if writer.finished:
             return writer.path
         failed_mask = (writer.metadata["status"] == "failed").to_numpy()

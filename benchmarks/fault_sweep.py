@@ -8,6 +8,7 @@ and started over, then published the reference content) or a failure kind (`wron
 `damaged_published`: a cache readable at the final path right after the fault that differs from the reference).
 
     python benchmarks/fault_sweep.py [--rows 600] [--batch 50] [--syscalls pwrite64,write,...] [--every K]
+                                     [--data ../shared/datasets/nw-ucla/all_sqe]   # the real extraction
 """
 
 from __future__ import annotations
@@ -40,9 +41,17 @@ def job_arrays(rows: int, dim: int = 24) -> tuple[pd.DataFrame, np.ndarray, np.n
     return meta, rng.normal(size=(rows, dim)).astype(np.float32), rng.normal(size=(rows, 3)).astype(np.float32)
 
 
-def child(out: Path, rows: int, batch: int) -> None:
-    """The write job: batches of rows, every 7th row failed, logits stored; then publish."""
+def child(out: Path, rows: int, batch: int, data: str | None = None) -> None:
+    """The write job: batches of rows, every 7th row failed, logits stored; then publish. With `data` (an NW-UCLA
+    folder), the real extraction instead: skeleton statistics of its first `rows` samples."""
     from zsar.features import CacheHeader, CacheWriter
+
+    if data:
+        from zsar.datasets.nw_ucla import nw_ucla_source
+        from zsar.extract.skeleton import extract_skeleton_stats
+
+        extract_skeleton_stats(nw_ucla_source(data).subset(range(rows)), out, batch_size=batch, progress=False)
+        return
 
     meta, x, logits = job_arrays(rows)
     header = CacheHeader(dataset="faults", modality="other", encoder="sweep", embedding_dim=x.shape[1],
@@ -58,8 +67,16 @@ def child(out: Path, rows: int, batch: int) -> None:
         writer.finalize()
 
 
+_DATA: list[str] = []  # the NW-UCLA folder of a real-extraction sweep (set by main)
+
+
+def _child_command(out: Path, rows: int, batch: int) -> list[str]:
+    return [sys.executable, __file__, "child", str(out), "--rows", str(rows), "--batch", str(batch),
+            *(["--data", _DATA[0]] if _DATA else [])]
+
+
 def _run_child(out: Path, rows: int, batch: int, inject: str | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, __file__, "child", str(out), "--rows", str(rows), "--batch", str(batch)]
+    command = _child_command(out, rows, batch)
     if inject:
         command = ["strace", "-f", "-o", "/dev/null", "-e", f"inject={inject}", *command]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
@@ -69,7 +86,7 @@ def count_calls(out: Path, rows: int, batch: int) -> Counter:
     """How many times the job makes each syscall (strace -c over a clean run)."""
     summary = out.parent / "strace.txt"
     command = ["strace", "-f", "-c", "-o", str(summary), "-e", "trace=" + ",".join(SYSCALLS),
-               sys.executable, __file__, "child", str(out), "--rows", str(rows), "--batch", str(batch)]
+               *_child_command(out, rows, batch)]
     subprocess.run(command, check=True, capture_output=True, timeout=120)
     counts = Counter()
     for line in summary.read_text().splitlines():
@@ -162,8 +179,9 @@ def sweep(rows: int = 600, batch: int = 50, syscalls=SYSCALLS, every: int = 1, e
     tally = Counter(outcome for _, (outcome, _) in results)
     failures = [{"syscall": name, "call": n, "action": action, "outcome": outcome, "detail": detail[-300:]}
                 for (name, n, action), (outcome, detail) in results if outcome not in ("identical", "set_aside")]
-    return {"rows": rows, "batch": batch, "calls": dict(counts), "points": len(points), "tally": dict(tally),
-            "failures": failures, "seconds": round(time.perf_counter() - started, 1)}
+    job = f"NW-UCLA statistics extraction ({_DATA[0]})" if _DATA else "synthetic rows with logits and failed rows"
+    return {"job": job, "rows": rows, "batch": batch, "calls": dict(counts), "points": len(points),
+            "tally": dict(tally), "failures": failures, "seconds": round(time.perf_counter() - started, 1)}
 
 
 def main() -> None:
@@ -176,10 +194,13 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1, help="kill at every K-th call only")
     parser.add_argument("--enospc-every", type=int, default=1, help="ENOSPC at every K-th write (0: never)")
     parser.add_argument("--jobs", type=int, default=2, help="points run side by side")
+    parser.add_argument("--data", help="an NW-UCLA folder: sweep the real statistics extraction of its samples")
     args = parser.parse_args()
     if args.mode == "child":
-        child(Path(args.out), args.rows, args.batch)
+        child(Path(args.out), args.rows, args.batch, args.data)
         return
+    if args.data:
+        _DATA.append(str(Path(args.data).resolve()))
     if shutil.which("strace") is None:
         sys.exit("strace is not installed: the sweep needs it")
     os.environ.setdefault("PYTHONHASHSEED", "0")

@@ -152,6 +152,24 @@ def test_small_real_filesystem_full(tmp_path):
         subprocess.run(["umount", str(mount)], check=False)
 
 
+def test_a_read_only_folder_is_one_clear_error(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True).returncode == 0
+    if not mounted:
+        folder.chmod(0o555)
+    try:
+        if os.access(folder, os.W_OK) and not mounted:
+            pytest.skip("this user can write to a read-only folder and cannot mount a read-only file system")
+        with pytest.raises(ZsarError, match="cannot write here: (Permission denied|Read-only file system)"):
+            write_cache(folder / "c.h5", header(), table(), *arrays())
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)], check=False)
+        folder.chmod(0o755)
+
+
 # -- one writer per cache ----------------------------------------------------------------------------------------
 def test_a_second_writer_is_refused_even_with_overwrite(tmp_path):
     path, (x, lg) = tmp_path / "c.h5", arrays()

@@ -48,10 +48,14 @@ class CacheLock:
     @classmethod
     def acquire(cls, cache: str | Path, wait_s: float = 0.0) -> CacheLock:
         lock = lock_path(Path(cache))
-        lock.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + max(0.0, wait_s)
         while True:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                lock.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise ZsarError(f"cannot write here: {exc.strerror} (the cache's folder must be writable)",
+                                lock) from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

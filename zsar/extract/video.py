@@ -29,6 +29,7 @@ from zsar.extract.video_decode import read_frames
 from zsar.extract.video_encoder import VideoEncoder
 from zsar.extract.video_input import VideoInput, clip_views
 from zsar.features.fingerprint import file_sha256
+from zsar.features.inputs import source_files_digest
 from zsar.features.schema import CacheHeader
 from zsar.features.writer import CacheWriter
 
@@ -151,7 +152,8 @@ def extract_video(source: SampleSource, cache_path: str | Path, encoder: VideoEn
     paths = source.metadata["path"].tolist() if "path" in source.metadata else \
         [str(source.load(i)) for i in range(len(source))]
     views_per_video = encoder.views_per_video
-    with CacheWriter(cache_path, header, meta, overwrite=overwrite) as writer:
+    inputs = source_files_digest(paths)
+    with CacheWriter(cache_path, header, meta, overwrite=overwrite, content_digest=inputs) as writer:
         todo = writer.pending_rows()
         if todo.size:
             workers = options.workers()

@@ -9,6 +9,7 @@ arrays pass a hash of the arrays themselves.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterable
 
@@ -19,10 +20,18 @@ _TABLE_EXCLUDED = ("status", "error")
 
 
 def metadata_digest(table: pd.DataFrame) -> str:
-    """sha256 of the metadata table's content (status and error columns excluded: the writer fills them)."""
+    """sha256 of the metadata table's content (status and error columns excluded: the writer fills them), from
+    pandas' fixed-key row hashes of every column (object columns holding lists are hashed as their text)."""
     kept = table.drop(columns=[c for c in _TABLE_EXCLUDED if c in table.columns])
-    blob = kept.to_json(orient="split", index=False, default_handler=str, double_precision=15)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in kept.dtypes.items()]).encode())
+    for column in kept.columns:
+        series = kept[column]
+        try:
+            hashed = pd.util.hash_pandas_object(series, index=False)
+        except TypeError:  # unhashable values (lists, arrays)
+            hashed = pd.util.hash_pandas_object(series.astype(str), index=False)
+        digest.update(hashed.to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _file_record(source: str) -> str:

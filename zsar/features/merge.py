@@ -7,6 +7,7 @@ shards' samples are disjoint and together are the whole list in its order (no du
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +17,6 @@ import pandas as pd
 
 from zsar.errors import ZsarError
 from zsar.extract.sharding import samples_digest
-from zsar.features.fingerprint import compute_fingerprint
 from zsar.features.reader import FeatureCache
 from zsar.features.schema import identity_difference
 from zsar.features.writer import partial_path, write_cache
@@ -29,9 +29,7 @@ def _open_shard(path: Path) -> FeatureCache:
     cache = FeatureCache(path)
     if cache.header.shard is None:
         raise ZsarError("not a shard cache (its header has no shard record)", path)
-    with h5py.File(path, "r") as h5:
-        if compute_fingerprint(h5, cache.header.identity()) != cache.fingerprint:
-            raise ZsarError("content does not match its fingerprint (damaged or edited file)", path)
+    cache.verify_all(fingerprint=True)
     return cache
 
 
@@ -88,5 +86,6 @@ def merge_shards(paths: list[str | Path], out: str | Path, overwrite: bool = Fal
     parts = [_arrays(by_index[i]) for i in range(count)]
     arrays = {name: np.concatenate([p[name] for p in parts])[inverse] for name in parts[0]}
     header = replace(first.header, shard=None)
+    shards_digest = hashlib.sha256(" ".join(by_index[i].fingerprint for i in range(count)).encode()).hexdigest()
     return write_cache(out, header, metadata, arrays["embeddings"], arrays.get("logits"), arrays.get("temporal"),
-                       overwrite=overwrite)
+                       overwrite=overwrite, content_digest=shards_digest)

@@ -28,7 +28,7 @@ from zsar.features.schema import STATUS_OK, read_text_attr, text_attr
 
 log = logging.getLogger(__name__)
 _BLOCK_ROWS = 8192
-_ROW_TABLES = ("sample_id", "row_status", "row_crc32", "row_error")
+_ROW_TABLES = ("sample_id", "row_status", "row_crc32")  # row_error stays in the partial: the table has the errors
 
 
 def sibling_parquet(path: Path) -> Path:

@@ -230,7 +230,7 @@ class CacheWriter:
             log.warning("%s: %d rows marked done do not match their checksums; computing them again",
                         self.partial, bad.size)
             with self._guard("resetting damaged rows"):
-                h5["row_status"][bad] = STATUS_PENDING
+                h5["row_status"][bad] = np.full(bad.size, STATUS_PENDING, np.int8)
                 h5.flush()
 
     def _create(self) -> None:
@@ -273,9 +273,10 @@ class CacheWriter:
             contiguous_dataset(h5, name, shape, dtype)
         ids = np.array([s.encode("utf-8") for s in self.metadata["sample_id"]], dtype=bytes)
         contiguous_dataset(h5, "sample_id", (n,), ids.dtype if n else "S1")[...] = ids
-        contiguous_dataset(h5, "row_crc32", (n, len(shapes)), np.uint32)[...] = 0
-        contiguous_dataset(h5, "row_error", (n,), f"S{ERROR_BYTES}")[...] = b""
-        contiguous_dataset(h5, "row_status", (n,), np.int8)[...] = STATUS_PENDING
+        # whole arrays, not scalars: h5py writes a broadcast scalar element by element
+        contiguous_dataset(h5, "row_crc32", (n, len(shapes)), np.uint32)[...] = np.zeros((n, len(shapes)), np.uint32)
+        contiguous_dataset(h5, "row_error", (n,), f"S{ERROR_BYTES}")[...] = np.zeros(n, f"S{ERROR_BYTES}")
+        contiguous_dataset(h5, "row_status", (n,), np.int8)[...] = np.full(n, STATUS_PENDING, np.int8)
         h5.attrs["checksum_arrays"] = np.array(list(shapes), dtype="S")  # fixed-length: no global heap
 
     # -- writing ---------------------------------------------------------------------------
@@ -363,7 +364,7 @@ class CacheWriter:
             h5.flush()  # the data reaches the file before anything vouches for it
             h5["row_crc32"][index] = sums
             h5.flush()
-            h5["row_status"][index] = STATUS_OK
+            h5["row_status"][index] = np.full(sorted_rows.size, STATUS_OK, np.int8)
             h5.flush()
 
     def fail(self, rows, errors: str | list[str]) -> None:
@@ -378,7 +379,7 @@ class CacheWriter:
             encoded = [_encode_error(messages[i]) for i in order]
             h5["row_error"][rows[order]] = np.array(encoded, dtype=f"S{ERROR_BYTES}")
             h5.flush()
-            h5["row_status"][rows[order]] = STATUS_FAILED
+            h5["row_status"][rows[order]] = np.full(rows.size, STATUS_FAILED, np.int8)
             h5.flush()
 
     # -- finishing -------------------------------------------------------------------------
@@ -403,7 +404,7 @@ class CacheWriter:
         with self._guard("writing the finished cache"):
             torn = build_final_file(h5, built, self.header.identity(), blob)
             if torn.size:
-                h5["row_status"][torn] = STATUS_PENDING
+                h5["row_status"][torn] = np.full(torn.size, STATUS_PENDING, np.int8)
                 h5.flush()
         if torn.size:
             raise ZsarError(f"{torn.size} rows on disk do not match what was computed (damaged while writing); "

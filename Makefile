@@ -7,7 +7,7 @@ export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test install lint bench clean nw-ucla
+.PHONY: demo test install lint bench clean nw-ucla fault-sweep
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/skeleton_extract.py
 	$(BIN)/python benchmarks/sadvae_speed.py
 	$(BIN)/python benchmarks/video_extract.py
+
+# Kill an extraction at every write call and check the rerun (needs strace; minutes)
+fault-sweep: $(BIN)/.installed
+	$(BIN)/python benchmarks/fault_sweep.py --rows 200 --batch 64 --data ../shared/datasets/nw-ucla/all_sqe
+	$(BIN)/python benchmarks/fault_sweep.py --rows 120 --batch 40
 
 # The real-data worked example (needs NW-UCLA at ../shared/datasets/nw-ucla/all_sqe, or edit the config)
 nw-ucla: $(BIN)/.installed

@@ -113,7 +113,11 @@ class CacheWriter:
     def _reuse_finished(self) -> None:
         from zsar.features.reader import FeatureCache
 
-        existing = FeatureCache(self.path)
+        try:
+            existing = FeatureCache(self.path)
+        except ZsarError as exc:
+            raise ZsarError(f"{exc.problem}; overwrite to compute this cache again (the old file stays until the "
+                            "new one is complete)", self.path) from exc
         diff = identity_difference(existing.header, self.header)
         if diff:
             raise ZsarError(

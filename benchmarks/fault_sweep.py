@@ -5,7 +5,9 @@ Runs a small deterministic write job in a child process under `strace -f -e inje
 per (syscall, N) over every call the job makes, then reruns it without faults. Each point is tallied as
 `identical` (the rerun published the reference content), `set_aside` (the rerun set a damaged partial aside
 and started over, then published the reference content) or a failure kind (`wrong_content`, `rerun_failed`,
-`damaged_published`: a cache readable at the final path right after the fault that differs from the reference).
+`damaged_published`: a cache readable at the final path right after the fault that differs from the reference;
+`uncaught_error`: the faulted run ended with a traceback instead of a clear error; `stray_files`: files other
+than the cache and its Parquet are left after the rerun).
 
     python benchmarks/fault_sweep.py [--rows 600] [--batch 50] [--syscalls pwrite64,write,...] [--every K]
                                      [--data ../shared/datasets/nw-ucla/all_sqe]   # the real extraction
@@ -124,6 +126,8 @@ def same(a: dict | None, b: dict) -> bool:
 def one_point(work: Path, reference: dict, inject: str, rows: int, batch: int) -> tuple[str, str]:
     out = work / "cache.h5"
     faulted = _run_child(out, rows, batch, inject)
+    if faulted.returncode not in (0, 3, -9, 137):  # finished, a clear error, or killed
+        return "uncaught_error", faulted.stderr.strip()[-300:]
     published = snapshot(out)
     if published is not None and not same(published, reference):
         return "damaged_published", str(published.get("error", "content differs"))
@@ -134,6 +138,9 @@ def one_point(work: Path, reference: dict, inject: str, rows: int, batch: int) -
     if not same(final, reference) or not final["parquet"]:
         return "wrong_content", str(final.get("error", "content or parquet differs") if final else "no cache")
     aside = list(work.glob("cache.h5.partial.damaged-*"))
+    stray = sorted(p.name for p in work.iterdir() if p.name not in ("cache.h5", "cache.parquet") and p not in aside)
+    if stray:
+        return "stray_files", " ".join(stray)
     return ("set_aside" if aside else "identical"), faulted.stderr.strip()[-200:]
 
 
@@ -197,7 +204,13 @@ def main() -> None:
     parser.add_argument("--data", help="an NW-UCLA folder: sweep the real statistics extraction of its samples")
     args = parser.parse_args()
     if args.mode == "child":
-        child(Path(args.out), args.rows, args.batch, args.data)
+        from zsar.errors import ZsarError
+
+        try:
+            child(Path(args.out), args.rows, args.batch, args.data)
+        except ZsarError as exc:  # the clear error a fault must give; anything else is a traceback, exit 1
+            print(f"ZsarError: {exc}", file=sys.stderr)
+            sys.exit(3)
         return
     if args.data:
         _DATA.append(str(Path(args.data).resolve()))

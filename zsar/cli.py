@@ -210,9 +210,10 @@ def _loader_options(items: list[str] | None) -> dict:
     return out
 
 
-def _trust(trust_pickle: bool, dataset: Path) -> dict:
+def _trust(trust_pickle: bool, dataset: Path, format: str) -> dict:
     """The loader option that trusts a pose pickle (only pickles take it)."""
-    return {"trust_pickle": True} if trust_pickle and Path(dataset).suffix in (".pkl", ".pickle") else {}
+    is_pickle = format == "pickle" or (format == "auto" and Path(dataset).suffix in (".pkl", ".pickle"))
+    return {"trust_pickle": True} if trust_pickle and is_pickle else {}
 
 
 _DATASET_HELP = "Skeleton dataset: NW-UCLA JSON folder, NTU .skeleton folder, or mmaction2/pyskl pickle."
@@ -246,7 +247,7 @@ def encoder_train(
     from zsar.datasets.skeleton_datasets import open_skeleton_dataset
     from zsar.extract.encoder_training import EncoderTrainConfig, train_skeleton_encoder
 
-    source = open_skeleton_dataset(dataset, format, **_loader_options(option), **_trust(trust_pickle, dataset))
+    source = open_skeleton_dataset(dataset, format, **_loader_options(option), **_trust(trust_pickle, dataset, format))
     zs = load_split(split, num_classes=len(source.class_names))
     options = EncoderTrainConfig(config=config, epochs=epochs, batch_size=batch_size, lr=lr, frames=frames,
                                  num_person=num_person, val_fraction=val_fraction, device=device, seed=seed)
@@ -275,7 +276,7 @@ def extract_skeleton_cmd(
     from zsar.extract.skeleton import extract_skeleton_network, extract_skeleton_stats
     from zsar.features.info import cache_summary, format_summary
 
-    source = open_skeleton_dataset(dataset, format, **_loader_options(option), **_trust(trust_pickle, dataset))
+    source = open_skeleton_dataset(dataset, format, **_loader_options(option), **_trust(trust_pickle, dataset, format))
     if checkpoint is None:
         path = extract_skeleton_stats(source, out, batch_size=batch_size, overwrite=overwrite)
     else:

@@ -204,3 +204,22 @@ def test_one_bad_file_is_one_failed_row_in_an_extraction(tmp_path, shared):
     assert (table.loc[list(broken), "status"] == "failed").all()
     for name in broken:
         assert f"{name}.json" in table.loc[name, "error"]
+
+
+def test_a_sample_whose_features_are_not_finite_is_a_failed_row(tmp_path, shared):
+    """It loads and encodes, but its embedding cannot be stored: that sample fails, not its batch or the run."""
+    from zsar.extract.skeleton import BatchEncoder, extract_skeleton, stats_encoder
+    from zsar.extract.skeleton_stats import SkeletonStatsEncoder
+    from zsar.features import FeatureCache
+
+    folder = shared / "datasets" / "nw-ucla" / "all_sqe"
+    for name in ("a01_s01_e00_v01", "a02_s01_e00_v01", "a03_s01_e00_v02"):
+        (tmp_path / f"{name}.json").write_text((folder / f"{name}.json").read_text())
+    source = nw_ucla_source(tmp_path)
+    base = stats_encoder(source, SkeletonStatsEncoder())
+    poisoned = BatchEncoder(base.header, prepare=lambda row, kp: (row, base.prepare(row, kp)),
+                            encode=lambda items: (np.stack([v + np.inf if row == 1 else v for row, v in items]),
+                                                  None, None))
+    cache = FeatureCache(extract_skeleton(source, tmp_path / "c.h5", poisoned, batch_size=3, progress=False))
+    assert cache.metadata["status"].tolist() == ["ok", "failed", "ok"]
+    assert "NaN or inf embeddings" in cache.metadata["error"][1]

@@ -47,3 +47,16 @@ def test_outputs_of_the_wrong_shape_fail_the_sample():
 
     rows, (embeddings, _), failed = encode_isolating(encode, [0, 1, 2], check=check)
     assert rows == [0, 2] and failed == [(1, "ValueError: 4-d")] and embeddings.shape == (2, 3)
+
+
+def test_a_batch_of_one_fails_its_sample_but_device_errors_stop_the_run():
+    encode, _ = encoder({0})
+    rows, outputs, failed = encode_isolating(encode, [7])
+    assert rows == [] and outputs is None and failed == [(7, "ValueError: overflow in the network")]
+
+    def out_of_memory(positions):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    for batch in ([7], [7, 8]):
+        with pytest.raises(RuntimeError, match="out of memory"):
+            encode_isolating(out_of_memory, batch)

@@ -137,7 +137,7 @@ def test_writes_reject_nan_and_wrong_shapes(tmp_path):
     writer = CacheWriter(tmp_path / "c.h5", header(), table())
     bad = data()[:2].copy()
     bad[1, 0] = np.nan
-    with pytest.raises(ZsarError, match=r"NaN or inf for samples \['s001'\]"):
+    with pytest.raises(ZsarError, match=r"NaN or inf \(as float32\) for samples \[.s001.\]"):
         writer.write([0, 1], bad)
     with pytest.raises(ZsarError, match="expected"):
         writer.write([0, 1], data()[:2, :4])

@@ -3,6 +3,7 @@ inputs, interrupted publishes."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -19,7 +20,7 @@ import pytest
 
 from zsar.errors import ZsarError
 from zsar.features import CacheHeader, CacheWriter, FeatureCache, cache_summary, write_cache
-from zsar.features.fingerprint import row_crc32
+from zsar.features.fingerprint import compute_fingerprint, row_crc32
 from zsar.features.importer import import_arrays
 from zsar.features.lock import lock_path
 from zsar.features.publish import sibling_parquet
@@ -128,7 +129,7 @@ def test_full_disk_during_overwrite_keeps_the_old_cache_and_says_why(tmp_path):
     done = subprocess.run([sys.executable, "-c", _FULL_DISK_CHILD, str(path), str(limit)], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 3, done.stderr[-2000:]  # a clear error, not a crash or a segfault
-    assert "c.h5.partial" in done.stdout and ("reserve" in done.stdout or "write" in done.stdout)
+    assert "c.h5.partial" in done.stdout and ("cannot reserve" in done.stdout or "File too large" in done.stdout)
     cache = FeatureCache(path)
     assert cache.fingerprint == fingerprint and cache.verify_all(fingerprint=True)["rows_checked"] == 4000
     assert not lock_path(path).exists()
@@ -304,23 +305,67 @@ def test_a_missing_or_stale_parquet_beside_a_finished_cache_is_rebuilt(tmp_path)
     write_cache(path, header(), table(), *arrays())  # the rerun finds the cache complete
     pd.testing.assert_frame_equal(pd.read_parquet(sibling_parquet(path)), expected)
     expected.head(3).to_parquet(sibling_parquet(path))  # another cache's table
-    cache_summary(path)
+    assert cache_summary(path)["parquet"].startswith("stale")  # reported; `cache info` writes nothing
+    write_cache(path, header(), table(), *arrays())
     pd.testing.assert_frame_equal(pd.read_parquet(sibling_parquet(path)), expected)
+    assert cache_summary(path)["parquet"].startswith("matches")
 
 
-def test_schema_version_1_caches_are_still_read(tmp_path):
-    """A cache in the version-1 layout (no row checksums, variable-length strings) loads as before."""
+def test_schema_version_1_caches_are_still_read_and_reused(tmp_path):
+    """A cache in the version-1 layout (chunked arrays, variable-length strings, no checksums or input digests)
+    loads as before, and a new writer with the same identity reuses it instead of recomputing."""
+    import io
+
     path, (x, lg) = tmp_path / "old.h5", arrays()
-    new = FeatureCache(write_cache(tmp_path / "new.h5", header(), table(), x, lg))
-    with h5py.File(path, "w") as h5, h5py.File(new.path, "r") as src:
-        for name in ("embeddings", "logits", "row_status", "metadata_parquet"):
-            h5.create_dataset(name, data=src[name][:])
-        h5.create_dataset("sample_id", data=np.array(table()["sample_id"].tolist(), dtype=object),
-                          dtype=h5py.string_dtype())
-        for key in ("header", "metadata_sha256", "fingerprint", "zsar_version", "created"):
-            h5.attrs[key] = src.attrs[key]
+    meta = table().assign(status="ok", error="")
+    blob = io.BytesIO()
+    meta.to_parquet(blob, index=False)
+    blob = np.frombuffer(blob.getvalue(), np.uint8)
+    with h5py.File(path, "w") as h5:  # the layout the version-1 writer produced
         h5.attrs["zsar_schema_version"] = 1
+        h5.attrs["header"] = header().to_json()
+        h5.attrs["zsar_version"] = "0.1.0"
+        h5.attrs["created"] = "2026-11-01T00:00:00+00:00"
+        h5.create_dataset("embeddings", data=x, chunks=(20, 8))
+        h5.create_dataset("logits", data=lg)
+        h5.create_dataset("row_status", data=np.ones(20, np.int8))
+        h5.create_dataset("row_error", data=np.array([""] * 20, dtype=object), dtype=h5py.string_dtype())
+        h5.create_dataset("sample_id", data=np.array(meta["sample_id"].tolist(), dtype=object),
+                          dtype=h5py.string_dtype())
+        h5.create_dataset("metadata_parquet", data=blob)
+        h5.attrs["metadata_sha256"] = hashlib.sha256(blob.tobytes()).hexdigest()
+        h5.attrs["fingerprint"] = compute_fingerprint(h5, header().identity())
     old = FeatureCache(path)
     np.testing.assert_array_equal(old.load().embeddings, x)
     assert old.verify_all(fingerprint=True) == {"rows_checked": 0, "checksums": False, "fingerprint_checked": True}
     assert cache_summary(path)["schema_version"] == 1
+    with CacheWriter(path, header(), table()) as writer:
+        assert writer.finished and writer.pending_rows().size == 0
+
+
+def test_an_interrupted_overwrite_resumes_with_overwrite(tmp_path):
+    path, (x, lg) = tmp_path / "c.h5", arrays()
+    write_cache(path, header(), table(), x, lg)
+    with CacheWriter(path, header(), table(), overwrite=True) as writer:  # replacing it, then interrupted
+        writer.write(np.arange(12), x[:12] + 1, lg[:12])
+    with CacheWriter(path, header(), table()) as again:  # without overwrite: the finished cache, untouched
+        assert again.finished
+    assert partial_path(path).exists()
+    with CacheWriter(path, header(), table(), overwrite=True) as writer:
+        assert writer.pending_rows().tolist() == list(range(12, 20))
+        writer.write(writer.pending_rows(), x[12:] + 1, lg[12:])
+        writer.finalize()
+    np.testing.assert_array_equal(FeatureCache(path).load().embeddings, x + 1)
+    assert not partial_path(path).exists()
+
+
+def test_values_that_overflow_the_stored_dtype_are_refused(tmp_path):
+    x, lg = arrays()
+    x[3, 1] = 1e5  # finite in float32, inf in float16
+    writer = CacheWriter(tmp_path / "c.h5", header(dtype="float16"), table())
+    with pytest.raises(ZsarError, match=r"NaN or inf \(as float16\) for samples \['s003'\]"):
+        writer.write(np.arange(20), x, lg)
+    with pytest.raises(ZsarError, match="NaN or inf embeddings"):
+        writer.check_outputs(x[3:4], lg[3:4])
+    writer.check_outputs(x[:3], lg[:3])
+    writer.close()

@@ -39,7 +39,7 @@ class _PlainDataUnpickler(pickle.Unpickler):
     """Builds only plain data; any other global (a function, a class with side effects) is refused by name."""
 
     def find_class(self, module: str, name: str):
-        if (module, name) in _PLAIN_DATA or (module == "numpy.dtypes" and name.endswith("DType")):
+        if (module, name) in _PLAIN_DATA or (module == "numpy.dtypes" and name.endswith("DType") and "." not in name):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refused global {module}.{name}")
 

@@ -3,7 +3,8 @@
 A sample can load and prepare fine and still break the batch it is in (a shape the network cannot take, a
 value that overflows). `encode_isolating` runs the batch; when that raises, it runs the samples one by one
 and returns the ones that fail as failed rows with their reason. When every sample of a batch fails alone
-with the same error, the fault is not in the samples (a device error, a broken model) and it is raised.
+with the same error, or with an error that is about memory or the device, the fault is not in the samples and
+it is raised (failed rows are never retried, so a passing fault must not become one).
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ def problem_text(exc: BaseException) -> str:
     if isinstance(exc, ZsarError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def is_systemic(exc: BaseException) -> bool:
+    """Errors that are not about one sample (memory, the device): they stop the run instead of failing rows."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return isinstance(exc, MemoryError) or any(k in text for k in ("out of memory", "cuda", "cudnn", "device-side"))
 
 
 def _join(parts: list[tuple]) -> tuple:
@@ -46,6 +53,8 @@ def encode_isolating(encode: Callable[[list[int]], tuple], rows: Sequence[int],
     try:
         return list(rows), checked(positions), []
     except Exception as exc:  # noqa: BLE001 - whatever breaks the batch is looked for sample by sample
+        if is_systemic(exc):
+            raise
         if len(rows) == 1:
             return [], None, [(rows[0], problem_text(exc))]
         first = exc
@@ -55,6 +64,8 @@ def encode_isolating(encode: Callable[[list[int]], tuple], rows: Sequence[int],
             outputs.append(checked([position]))
             done.append(rows[position])
         except Exception as exc:  # noqa: BLE001 - this sample is the one that breaks the batch
+            if is_systemic(exc):
+                raise
             failed.append((rows[position], problem_text(exc)))
     if not done and len({reason for _, reason in failed}) == 1:
         raise first

@@ -60,7 +60,7 @@ def extract_skeleton(source: SampleSource, cache_path: str | Path, encoder: Batc
                                    f"{problem_text(exc)}"))
             if rows:
                 rows, outputs, broke = encode_isolating(lambda idx: encoder.encode([items[i] for i in idx]), rows,
-                                                        check=output_check(encoder.header))
+                                                        check=lambda out: writer.check_outputs(*out))
                 failed += broke
                 if rows:
                     writer.write(rows, *outputs)
@@ -71,16 +71,6 @@ def extract_skeleton(source: SampleSource, cache_path: str | Path, encoder: Batc
             bar.update(len(rows) + len(failed))
         bar.close()
         return writer.finalize()
-
-
-def output_check(header: CacheHeader) -> Callable[[tuple], None]:
-    """Raises when an encoder's outputs (embeddings, logits, temporal) do not have the cache's shapes."""
-    def check(outputs: tuple) -> None:
-        embeddings = np.asarray(outputs[0])
-        if embeddings.ndim != 2 or embeddings.shape[1] != header.embedding_dim:
-            raise ZsarError(f"the encoder gave embeddings of shape {embeddings.shape[1:]}, the cache holds "
-                            f"{header.embedding_dim}-d ones (the sample's data has another shape)")
-    return check
 
 
 def _first_channels(source: SampleSource) -> int:

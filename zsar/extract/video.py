@@ -167,7 +167,10 @@ def extract_video(source: SampleSource, cache_path: str | Path, encoder: VideoEn
             done, start = 0, time.perf_counter()
             for rows, batch, failed in loader:
                 if rows:
-                    rows, outputs, broke = encode_isolating(lambda idx, b=batch: encoder.features(b[idx]), rows)
+                    rows, outputs, broke = encode_isolating(
+                        lambda idx, b=batch: encoder.features(b[idx]), rows,
+                        check=lambda out: writer.check_outputs(out[0], out[1] if header.logit_classes is not None
+                                                               else None, out[2] if options.per_clip else None))
                     failed = failed + broke
                 if rows:
                     embeddings, logits, per_view = outputs

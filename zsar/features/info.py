@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zsar.features.publish import parquet_state
 from zsar.features.reader import FeatureCache
-from zsar.features.writer import repair_sibling_parquet
 
 
 def cache_summary(path: str | Path, max_failures: int = 10, verify: bool = True) -> dict:
     """Everything `zsar cache info` shows, as a JSON-serialisable dict. With `verify`, every ok row is checked
-    against its checksum first (a damaged file is an error naming it); a missing Parquet copy is rebuilt."""
+    against its checksum first (a damaged file is an error naming it). The sibling Parquet copy is reported as
+    missing or stale, not changed (the next write of this cache rebuilds it)."""
     cache = FeatureCache(path)
     checked = cache.verify_all() if verify else None
-    repair_sibling_parquet(cache.path)
     meta, header = cache.metadata, cache.header
     failed = meta[meta["status"] == "failed"]
     ok = meta[meta["status"] == "ok"]
@@ -23,6 +23,7 @@ def cache_summary(path: str | Path, max_failures: int = 10, verify: bool = True)
     return {
         "path": str(cache.path),
         "schema_version": cache.schema_version,
+        "parquet": parquet_state(cache.path),
         "verified": None if checked is None else (
             f"{checked['rows_checked']} ok rows match their checksums" if checked["checksums"]
             else "no row checksums in this schema version"),
@@ -64,6 +65,7 @@ def format_summary(summary: dict) -> str:
         f"schema       v{summary['schema_version']} (written by zsar {summary['zsar_version']}, {summary['created']})",
         f"fingerprint  {summary['fingerprint']}",
         f"verified     {summary['verified'] or 'not checked (--no-verify)'}",
+        f"parquet      {summary['parquet']}",
         f"dataset      {summary['dataset']}  modality {summary['modality']}",
         f"encoder      {summary['encoder']}  config {summary['config_hash'][:12]}  "
         f"checkpoint {summary['checkpoint_sha256'] or '-'}",

@@ -16,11 +16,12 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-_TABLE_EXCLUDED = ("status", "error")
+_TABLE_EXCLUDED = ("status", "error", "source")  # source paths are covered by the content digest
 
 
 def metadata_digest(table: pd.DataFrame) -> str:
-    """sha256 of the metadata table's content (status and error columns excluded: the writer fills them), from
+    """sha256 of the metadata table's content (status and error excluded: the writer fills them; source excluded:
+    a dataset that moves keeps its cache), from
     pandas' fixed-key row hashes of every column (object columns holding lists are hashed as their text)."""
     kept = table.drop(columns=[c for c in _TABLE_EXCLUDED if c in table.columns])
     digest = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in kept.dtypes.items()]).encode())
@@ -35,20 +36,21 @@ def metadata_digest(table: pd.DataFrame) -> str:
 
 
 def _file_record(source: str) -> str:
-    """`path<TAB>size<TAB>mtime` of the file a source names (`file#member` names a member of a file)."""
+    """`name<TAB>size<TAB>mtime` of the file a source names (`file#member` names a member of a file). The folder
+    is left out, so a dataset moved with its modification times (mv, cp -p, rsync -a) keeps its caches."""
     for candidate in (source, source.partition("#")[0]):
         try:
             stat = os.stat(candidate)
         except (OSError, ValueError):
             continue
-        return f"{candidate}\t{stat.st_size}\t{stat.st_mtime_ns}"
+        return f"{os.path.basename(candidate)}\t{source.partition('#')[2]}\t{stat.st_size}\t{stat.st_mtime_ns}"
     return f"{source}\t-"
 
 
 def source_files_digest(sources: Iterable[str]) -> str:
-    """sha256 over each distinct source file's path, size and modification time (a source that is not a file
+    """sha256 over each distinct source file's name, size and modification time (a source that is not a file
     counts as its text)."""
-    records = sorted({_file_record(source) for source in set(map(str, sources))})
+    records = sorted(_file_record(source) for source in set(map(str, sources)))
     return hashlib.sha256("\n".join(records).encode()).hexdigest()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import socket
 import time
@@ -18,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from zsar.errors import ZsarError
+
+log = logging.getLogger(__name__)
 
 
 def lock_path(path: Path) -> Path:
@@ -32,6 +35,17 @@ def _holder(lock: Path) -> str:
     return f"pid {info.get('pid', '?')} on {info.get('host', '?')} since {info.get('started', '?')}"
 
 
+def _record_holder(fd: int) -> None:
+    """Who holds the lock, for a refused writer's message (best effort: a full disk must not stop the run)."""
+    record = {"pid": os.getpid(), "host": socket.gethostname(),
+              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+    except OSError:
+        pass
+
+
 def _same_file(fd: int, lock: Path) -> bool:
     try:
         return os.path.samestat(os.fstat(fd), os.stat(lock))
@@ -42,8 +56,8 @@ def _same_file(fd: int, lock: Path) -> bool:
 class CacheLock:
     """`CacheLock.acquire(cache_path, wait_s)`; `release()` when the cache is published or abandoned."""
 
-    def __init__(self, path: Path, fd: int):
-        self.path, self._fd = path, fd
+    def __init__(self, path: Path, fd: int, locked: bool = True):
+        self.path, self._fd, self.locked = path, fd, locked
 
     @classmethod
     def acquire(cls, cache: str | Path, wait_s: float = 0.0) -> CacheLock:
@@ -67,21 +81,24 @@ class CacheLock:
                     ) from None
                 time.sleep(0.2)
                 continue
+            except OSError as exc:  # a file system without flock (some NFS / Lustre mounts)
+                log.warning("%s: this file system does not support locks (%s); one writer per cache is not "
+                            "enforced here", lock, exc.strerror)
+                return cls(lock, fd, locked=False)
             if not _same_file(fd, lock):  # the previous holder removed the file after we opened it
                 os.close(fd)
                 continue
-            record = {"pid": os.getpid(), "host": socket.gethostname(),
-                      "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(record).encode(), 0)
+            _record_holder(fd)
             return cls(lock, fd)
 
     def release(self) -> None:
         if self._fd is None:
             return
         try:
-            if _same_file(self._fd, self.path):
+            if self.locked and _same_file(self._fd, self.path):
                 self.path.unlink()
+        except OSError:
+            pass
         finally:
             os.close(self._fd)  # closing drops the flock
             self._fd = None

@@ -10,7 +10,6 @@ cache beside another cache's table.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -33,6 +32,13 @@ _ROW_TABLES = ("sample_id", "row_status", "row_crc32")  # row_error stays in the
 
 def sibling_parquet(path: Path) -> Path:
     return path.with_suffix(".parquet")
+
+
+def parquet_tmp(path: Path) -> Path:
+    """Where the new Parquet is written before it is renamed into place (one name: only the lock holder
+    publishes)."""
+    sibling = sibling_parquet(path)
+    return sibling.with_name(f".{sibling.name}.publishing")
 
 
 def publishing_path(path: Path) -> Path:
@@ -91,16 +97,43 @@ def build_final_file(source: h5py.File, target: Path, identity: dict, table_blob
 
 
 def publish(built: Path, path: Path, table_blob: np.ndarray, partial: Path) -> None:
-    """Put the built file and its Parquet in place, then remove the partial (see the module's docstring)."""
+    """Put the built file and its Parquet in place, then remove the partial (see the module's docstring). An error
+    before the cache is renamed into place removes what was built and is raised; after it, the cache is published
+    and a failure to place the Parquet or remove the partial is only logged (the Parquet is rebuilt later)."""
     sibling = sibling_parquet(path)
-    with atomic_target(sibling) as tmp:
+    tmp = parquet_tmp(path)
+    try:
         tmp.write_bytes(table_blob.tobytes())
         fsync_path(tmp)
         sibling.unlink(missing_ok=True)
         os.replace(built, path)
-    partial.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        fsync_path(path.parent)
+    except BaseException:
+        built.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        os.replace(tmp, sibling)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        log.warning("%s: published, but its Parquet copy could not be written (%s); it is rebuilt on the next run",
+                    path, exc)
+    for step in (partial.unlink, lambda: fsync_path(path.parent)):
+        try:
+            step()
+        except OSError as exc:
+            log.warning("%s: published; tidying up failed (%s)", path, exc)
+
+
+def parquet_state(path: str | Path) -> str:
+    """Whether the sibling Parquet is the cache's own table: "matches", "missing" or "stale"."""
+    path = Path(path)
+    sibling = sibling_parquet(path)
+    if not sibling.is_file():
+        return "missing (rebuilt by the next write of this cache)"
+    with h5py.File(path, "r") as h5:
+        expected = read_text_attr(h5.attrs, "metadata_sha256")
+    same = hashlib.sha256(sibling.read_bytes()).hexdigest() == expected
+    return "matches the cache's table" if same else "stale: differs from the cache's table (rebuilt by the next write)"
 
 
 def repair_sibling_parquet(path: str | Path) -> bool:

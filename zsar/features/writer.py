@@ -22,6 +22,7 @@ import contextlib
 import io
 import logging
 import os
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from zsar.features.inputs import describe_input_change, metadata_digest, source_
 from zsar.features.lock import CacheLock
 from zsar.features.publish import (
     build_final_file,
+    parquet_tmp,
     publish,
     publishing_path,
     repair_sibling_parquet,
@@ -61,6 +63,24 @@ _H5_ERRORS = (OSError, RuntimeError)
 
 def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
+
+
+def non_finite_rows(name: str, values: np.ndarray) -> np.ndarray:
+    """Positions of rows holding NaN or inf (a logits row of all NaN means "no logits" and is allowed)."""
+    flat = values.reshape(values.shape[0], int(np.prod(values.shape[1:])))
+    finite = np.isfinite(flat).all(axis=1)
+    if name == "logits":  # imported releases give logits for test rows only
+        finite |= np.isnan(flat).all(axis=1)
+    return np.flatnonzero(~finite)
+
+
+def _run_id(path: Path) -> str:
+    """The id a partial file gets when it is created and its published cache keeps ("" when unreadable)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return read_text_attr(h5.attrs, "run_id")
+    except Exception:  # noqa: BLE001 - a damaged file has no usable id
+        return ""
 
 
 def _encode_error(message: str) -> bytes:
@@ -101,7 +121,7 @@ class CacheWriter:
             if self.path.exists() and not overwrite:  # another writer published it while we waited
                 self._release()
                 self._reuse_finished()
-            elif self.partial.exists() and not overwrite and self._resume():
+            elif self.partial.exists() and self._resume(overwrite):
                 pass
             else:
                 self._create()
@@ -132,62 +152,81 @@ class CacheWriter:
             raise ZsarError("exists but was computed from other inputs: " + " and ".join(changed) + " changed "
                             "since. Overwrite to recompute it (the old file stays until the new one is complete)",
                             self.path)
-        repair_sibling_parquet(self.path)
-        self._remove_published_partial()
+        self._tidy_after_publish()
+        if self.partial.exists():
+            log.warning("%s: an interrupted run's partial file lies beside the finished cache; rerun with overwrite "
+                        "to resume it (it then replaces the cache), or delete it", self.partial)
         self.finished = True
         log.info("%s is complete with the same encoder, samples and inputs; nothing to write", self.path)
 
-    def _remove_published_partial(self) -> None:
-        """A partial left beside a finished cache by a crash right after publishing (when no writer holds it)."""
-        if not self.partial.exists():
-            return
+    def _tidy_after_publish(self) -> None:
+        """What a crash during publishing can leave beside a finished cache, mended under the lock (skipped while
+        another writer holds it): a missing or stale Parquet, its temporary copy, and the partial file the cache
+        was built from (recognised by the run id the cache copied from it)."""
         try:
             lock = CacheLock.acquire(self.path)
         except ZsarError:
-            return  # another writer is at work on this path
+            return
         try:
-            if self.partial.exists() and self.path.exists():
+            repair_sibling_parquet(self.path)
+            parquet_tmp(self.path).unlink(missing_ok=True)
+            if self.partial.exists() and _run_id(self.partial) == _run_id(self.path) != "":
                 self.partial.unlink()
-                log.info("removed %s, left over from a publish that was interrupted", self.partial)
+                log.info("removed %s, left over from an interrupted publish of this cache", self.partial)
         finally:
             lock.release()
 
     def _set_aside(self, reason: str) -> None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        target = self.partial.with_name(f"{self.partial.name}.damaged-{stamp}")
-        os.replace(self.partial, target)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        target = self.partial.with_name(f"{self.partial.name}.damaged-{stamp}-{os.getpid()}")
+        try:
+            os.replace(self.partial, target)
+        except OSError as exc:
+            raise ZsarError(f"interrupted cache cannot be resumed ({reason}) and cannot be set aside "
+                            f"({exc.strerror}); move or delete it", self.partial) from exc
         log.warning("%s: interrupted cache cannot be resumed (%s); set aside as %s, starting over",
                     self.partial, reason, target.name)
 
-    def _resume(self) -> bool:
-        """Open the interrupted partial file; False when it was set aside and the run must start over."""
+    def _resume(self, overwrite: bool = False) -> bool:
+        """Open the interrupted partial file; False when the run must start over (the partial was set aside, or
+        with `overwrite` it belongs to another run). A partial of the same run is resumed with or without
+        `overwrite`."""
         try:
             h5 = open_for_writing(self.partial, create=False)
         except Exception as exc:  # noqa: BLE001 - HDF5 raises several types for a damaged file
             if "unable to lock file" in str(exc).lower():
                 raise ZsarError(f"interrupted cache file is open in another process ({exc}); stop that process "
                                 "or wait for it", self.partial) from exc
+            if getattr(exc, "errno", None) is not None:  # the system refused (permissions, file limits): not damage
+                raise ZsarError(f"cannot open the interrupted cache file: {exc}", self.partial) from exc
             self._set_aside(f"not a readable HDF5 file: {exc}")
             return False
         try:
             problem = self._partial_problem(h5)
             if problem is None:
-                old = CacheHeader.from_json(read_text_attr(h5.attrs, "header"))
-                self._check_same_run(h5, old)
-        except ZsarError:
-            h5.close()
-            raise
+                self._check_same_run(h5, CacheHeader.from_json(read_text_attr(h5.attrs, "header")))
+                self._h5 = h5
+                self._recheck_ok_rows()
+        except ZsarError as exc:
+            self._abort_file(h5)
+            if not overwrite:
+                raise
+            log.info("%s belongs to another run (%s); overwrite starts over", self.partial, exc.problem)
+            return False
         except Exception as exc:  # noqa: BLE001 - any damage in what was read
             problem = f"damaged ({type(exc).__name__}: {exc})"
         if problem is not None:
-            h5.close()
+            self._abort_file(h5)
             self._set_aside(problem)
             return False
-        self._h5 = h5
-        self._recheck_ok_rows()
         done = int((h5["row_status"][:] != STATUS_PENDING).sum())
         log.info("resuming %s: %d of %d rows already written", self.partial, done, len(self.metadata))
         return True
+
+    def _abort_file(self, h5: h5py.File) -> None:
+        with contextlib.suppress(Exception):
+            h5.close()
+        self._h5 = None
 
     def _partial_problem(self, h5: h5py.File) -> str | None:
         version = int(h5.attrs.get("zsar_schema_version", -1))
@@ -196,9 +235,12 @@ class CacheWriter:
         if "sample_id" not in h5:
             return "dataset `sample_id` is missing"
         n = h5["sample_id"].shape[0]
-        for name in ("embeddings", "row_status", "row_crc32", "row_error"):
+        arrays = checksum_names(h5)
+        for name in ("embeddings", "row_status", "row_crc32", "row_error", *arrays):
             if name not in h5 or h5[name].shape[0] != n:
                 return f"dataset `{name}` is missing or has the wrong length"
+        if "embeddings" not in arrays or h5["row_crc32"].shape != (n, len(arrays)):
+            return "the row checksums do not match the stored arrays"
         return None
 
     def _check_same_run(self, h5: h5py.File, old: CacheHeader) -> None:
@@ -230,12 +272,11 @@ class CacheWriter:
                 wrong = ok & (row_crc32(blocks[name]) != sums[start:stop, column])
                 bad.extend((np.flatnonzero(wrong) + start).tolist())
         bad = np.unique(np.asarray(bad, dtype=np.int64))
-        if bad.size:
+        if bad.size:  # a write error here means the partial is damaged: the caller sets it aside
             log.warning("%s: %d rows marked done do not match their checksums; computing them again",
                         self.partial, bad.size)
-            with self._guard("resetting damaged rows"):
-                h5["row_status"][bad] = np.full(bad.size, STATUS_PENDING, np.int8)
-                h5.flush()
+            h5["row_status"][bad] = np.full(bad.size, STATUS_PENDING, np.int8)
+            h5.flush()
 
     def _create(self) -> None:
         """A new partial file: built under a temporary name, its space reserved, then renamed into place, so
@@ -247,22 +288,24 @@ class CacheWriter:
         try:
             h5 = open_for_writing(creating, create=True)
         except _H5_ERRORS as exc:
+            creating.unlink(missing_ok=True)
             raise ZsarError(f"cannot create the cache file ({exc})", creating) from exc
         self._h5 = h5
         try:
-            with self._guard("creating the cache file"):
+            with self._guard("creating the cache file", kept="new file was removed"):
                 self._layout(h5)
                 h5.flush()
-            reserve_space(creating)
+                reserve_space(creating)
+                os.replace(creating, self.partial)
         except BaseException:
             self._abort()
             creating.unlink(missing_ok=True)
             raise
-        os.replace(creating, self.partial)
 
     def _layout(self, h5: h5py.File) -> None:
         n, h = len(self.metadata), self.header
         h5.attrs["zsar_schema_version"] = SCHEMA_VERSION
+        h5.attrs["run_id"] = text_attr(uuid.uuid4().hex)
         h5.attrs["header"] = text_attr(h.to_json())
         h5.attrs["zsar_version"] = text_attr(__version__)
         h5.attrs["created"] = text_attr(datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -285,15 +328,14 @@ class CacheWriter:
 
     # -- writing ---------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _guard(self, doing: str):
+    def _guard(self, doing: str, kept: str = "rows already marked done are kept (a rerun checks them)"):
         """Any HDF5 or OS error while writing stops the writer with one message naming the file."""
         try:
             yield
         except _H5_ERRORS as exc:
             self._abort()
-            raise ZsarError(f"writing the cache failed while {doing}: {exc}. Rows already marked done are kept "
-                            "(a rerun checks them); any previous cache at this path is untouched",
-                            self.partial) from exc
+            raise ZsarError(f"writing the cache failed while {doing}: {exc}. The {kept}; any previous cache at this "
+                            "path is untouched", self.partial) from exc
 
     def pending_rows(self) -> np.ndarray:
         """Row indices that are neither ok nor failed yet."""
@@ -337,15 +379,30 @@ class CacheWriter:
             values = np.asarray(values)
             if values.shape != shape:
                 raise ZsarError(f"{name} has shape {values.shape}, expected {shape}", self.path)
-            flat = values.reshape(values.shape[0], int(np.prod(shape[1:])))
-            finite = np.isfinite(flat).all(axis=1)
-            if name == "logits":  # a row without logits (e.g. imported releases give them for test rows only)
-                finite |= np.isnan(flat).all(axis=1)
-            if not finite.all():
-                bad = self.metadata["sample_id"].iloc[rows[~finite][:5]].tolist()
-                raise ZsarError(f"{name} contain NaN or inf for samples {bad}", self.path)
-            prepared[name] = np.ascontiguousarray(values[order].astype(h5[name].dtype, copy=False))
+            with np.errstate(over="ignore", invalid="ignore"):
+                stored = values.astype(h5[name].dtype, copy=False)  # checked as stored: 1e5 is inf in float16
+            bad = non_finite_rows(name, stored)
+            if bad.size:
+                ids = self.metadata["sample_id"].iloc[rows[bad][:5]].tolist()
+                raise ZsarError(f"{name} contain NaN or inf (as {h5[name].dtype}) for samples {ids}", self.path)
+            prepared[name] = np.ascontiguousarray(stored[order])
         return prepared
+
+    def check_outputs(self, embeddings, logits=None, temporal=None) -> None:
+        """Raise when an encoder's outputs for some rows cannot be stored (shape, NaN/inf in the stored dtype);
+        extraction loops use it to fail the sample that produced them instead of the batch."""
+        h = self.header
+        embeddings = np.asarray(embeddings)
+        if embeddings.ndim != 2 or embeddings.shape[1] != h.embedding_dim:
+            raise ZsarError(f"the encoder gave embeddings of shape {embeddings.shape[1:]}, the cache holds "
+                            f"{h.embedding_dim}-d ones (the sample's data has another shape)")
+        for name, values in (("embeddings", embeddings), ("logits", logits), ("temporal", temporal)):
+            if values is None:
+                continue
+            with np.errstate(over="ignore", invalid="ignore"):
+                stored = np.asarray(values).astype(h.dtype if name != "logits" else "float32", copy=False)
+            if non_finite_rows(name, stored).size:
+                raise ZsarError(f"the encoder gave NaN or inf {name} (as {stored.dtype})")
 
     def write(self, rows, embeddings, logits=None, temporal=None) -> None:
         """Store finished rows. `embeddings` [len(rows), D]; `logits` / `temporal` as the header says."""

@@ -369,3 +369,25 @@ def test_values_that_overflow_the_stored_dtype_are_refused(tmp_path):
         writer.check_outputs(x[3:4], lg[3:4])
     writer.check_outputs(x[:3], lg[:3])
     writer.close()
+
+
+def test_a_prototype_file_is_named_as_such(tmp_path):
+    from zsar.features import ClassPrototypes, save_prototypes
+
+    path = tmp_path / "p.h5"
+    save_prototypes(path, [ClassPrototypes(class_ids=np.arange(2), class_names=["a", "b"],
+                                           vectors=np.eye(2, 4, dtype=np.float32), variant="name",
+                                           texts=[["a"], ["b"]], text_model="m")])
+    with pytest.raises(ZsarError, match="class prototype file"):
+        FeatureCache(path)
+
+
+def test_a_cache_of_other_synthetic_settings_is_refused_not_reused(tmp_path):
+    from zsar.datasets.synthetic import SyntheticConfig, synthetic_source
+    from zsar.extract.skeleton import extract_skeleton_stats
+
+    small = dict(num_subjects=3, repetitions=1, test_subjects=1)
+    path = extract_skeleton_stats(synthetic_source(SyntheticConfig(**small)), tmp_path / "c.h5", progress=False)
+    assert extract_skeleton_stats(synthetic_source(SyntheticConfig(**small)), path, progress=False) == path
+    with pytest.raises(ZsarError, match="computed from other inputs: the input data"):
+        extract_skeleton_stats(synthetic_source(SyntheticConfig(**small, seed=9)), path, progress=False)

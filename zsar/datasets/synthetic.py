@@ -8,6 +8,8 @@ Sequences are generated lazily and deterministically from (seed, sample index).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -163,6 +165,9 @@ def _subject_body(layout: SkeletonLayout, subject: int, seed: int) -> tuple[np.n
 
 
 def synthetic_metadata(config: SyntheticConfig) -> pd.DataFrame:
+    """One row per generated sample. `source` names the generator settings, so a cache of other settings is
+    never taken for this one (the same sample ids with other motions)."""
+    settings = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
     rows = []
     names = synthetic_class_names()
     first_test = config.num_subjects - config.test_subjects
@@ -173,7 +178,7 @@ def synthetic_metadata(config: SyntheticConfig) -> pd.DataFrame:
                     "sample_id": f"syn_a{label + 1:02d}_s{subject:02d}_r{rep:02d}",
                     "label": label, "class_name": name,
                     "split": "test" if subject > first_test else "train",
-                    "source": "synthetic", "subject": subject, "repetition": rep,
+                    "source": f"synthetic (generator settings {settings})", "subject": subject, "repetition": rep,
                 })
     return pd.DataFrame(rows)
 

@@ -128,6 +128,8 @@ class FeatureCache:
                 raise ZsarError("invalid cache: " + "; ".join(problems), self.path)
 
     def _check_version(self, h5: h5py.File) -> int:
+        if read_text_attr(h5.attrs, "kind") == "class_prototypes":
+            raise ZsarError("this is a class prototype file (text vectors per class), not a feature cache", self.path)
         version = h5.attrs.get("zsar_schema_version")
         if version is None:
             raise ZsarError("not a zsar cache (no zsar_schema_version attribute)", self.path)

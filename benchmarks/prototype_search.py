@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from zsar.evaluate.search import PrototypeIndex, faiss_available
+from zsar.scoring import PrototypeIndex, faiss_available
 
 
 def _qps(index: PrototypeIndex, queries: np.ndarray, k: int, repeats: int = 3) -> float:

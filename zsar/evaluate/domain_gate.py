@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zsar.evaluate.metrics import gzsl_metrics, softmax
+from zsar.evaluate.metrics import gzsl_metrics
 from zsar.holdout import stratified_holdout
+from zsar.scoring import softmax
 
 TEMPERATURES = tuple(range(1, 10))
 THRESHOLDS = tuple(np.round(np.arange(0.25, 0.745, 0.01), 2))

@@ -12,15 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from zsar.errors import ZsarError
-
-
-def label_positions(labels: np.ndarray, class_ids: Sequence[int]) -> np.ndarray:
-    """Map global labels to positions in `class_ids`; a label not among them is an error."""
-    lookup = {int(c): i for i, c in enumerate(class_ids)}
-    missing = sorted({int(x) for x in labels if int(x) not in lookup})
-    if missing:
-        raise ZsarError(f"labels {missing[:10]} are not among the candidate classes")
-    return np.array([lookup[int(x)] for x in labels], dtype=np.int64)
+from zsar.scoring import label_positions
 
 
 def topk_accuracy(scores: np.ndarray, targets: np.ndarray, k: int) -> float:
@@ -96,9 +88,3 @@ def gzsl_metrics(predicted: np.ndarray, labels: np.ndarray, seen: Sequence[int],
         "seen_samples": s_samples, "unseen_samples": u_samples, "h_samples": harmonic_mean(s_samples, u_samples),
         "num_samples": int(len(labels)),
     }
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)

@@ -23,12 +23,13 @@ from zsar.class_lists.splits import ZeroShotSplit
 from zsar.errors import ZsarError
 from zsar.evaluate.domain_gate import fit_domain_gate
 from zsar.evaluate.gzsl import ausuc, best_gamma, calibrated_stacking_metrics, seen_unseen_curve
-from zsar.evaluate.metrics import confusion_matrix, gzsl_metrics, per_class_accuracy, softmax, zsl_metrics
+from zsar.evaluate.metrics import confusion_matrix, gzsl_metrics, per_class_accuracy, zsl_metrics
 from zsar.evaluate.seen_scores import seen_class_logits
 from zsar.features.prototypes import ClassPrototypes
 from zsar.features.reader import FeatureSet
 from zsar.heads import Head, build_head, head_class
 from zsar.holdout import stratified_holdout
+from zsar.scoring import softmax
 
 CALIBRATION_HOLDOUT = 0.2  # of the validation-seen training samples, held out to choose gamma
 

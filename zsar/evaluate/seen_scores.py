@@ -7,9 +7,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zsar.evaluate.metrics import label_positions
 from zsar.features.reader import FeatureSet
 from zsar.heads.minibatch import train_minibatches
+from zsar.scoring import label_positions
 
 
 def _from_cache(data: FeatureSet, classes) -> np.ndarray | None:

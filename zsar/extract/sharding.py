@@ -3,7 +3,6 @@ and what a torchrun launch says about this process's rank."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from zsar.errors import ZsarError
+from zsar.features.inputs import samples_digest
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,6 @@ class Shard:
         """What the shard's cache header says about the whole, so a merge can prove coverage."""
         return {"index": self.index, "count": self.count, "total_rows": len(sample_ids),
                 "samples_sha256": samples_digest(sample_ids)}
-
-
-def samples_digest(sample_ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(sample_ids).encode()).hexdigest()
 
 
 def torchrun_shard() -> Shard | None:

@@ -54,6 +54,11 @@ def source_files_digest(sources: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(records).encode()).hexdigest()
 
 
+def samples_digest(sample_ids: list[str]) -> str:
+    """sha256 of a sample list in order (a sharded run's whole list, which a merge must reproduce)."""
+    return hashlib.sha256("\n".join(sample_ids).encode()).hexdigest()
+
+
 def arrays_digest(*arrays: np.ndarray | None) -> str:
     """sha256 of arrays' shapes, dtypes and bytes (features imported from memory)."""
     digest = hashlib.sha256()

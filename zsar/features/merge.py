@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from zsar.errors import ZsarError
-from zsar.extract.sharding import samples_digest
+from zsar.features.inputs import samples_digest
 from zsar.features.reader import FeatureCache
 from zsar.features.schema import identity_difference
 from zsar.features.writer import partial_path, write_cache

@@ -12,8 +12,8 @@ import numpy as np
 
 from zsar import __version__
 from zsar.errors import ZsarError
-from zsar.evaluate.search import PrototypeIndex
 from zsar.features.prototypes import ClassPrototypes
+from zsar.scoring import PrototypeIndex, label_positions
 
 
 def build_config(config_cls: type, params: dict | None, where: str) -> Any:
@@ -91,8 +91,6 @@ class Head:
         """Reset the state, fit the standardiser; standardised features, label positions and the prototypes as
         torch tensors (for the heads trained with torch)."""
         import torch
-
-        from zsar.evaluate.metrics import label_positions
 
         self.state = {}
         check_prototypes_cover(labels, prototypes)

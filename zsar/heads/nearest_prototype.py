@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from zsar.errors import ZsarError
-from zsar.evaluate.metrics import softmax
-from zsar.evaluate.search import normalise_rows
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.base import Head
+from zsar.scoring import normalise_rows, softmax
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from zsar.errors import ZsarError
-from zsar.evaluate.metrics import label_positions
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.base import Head, check_prototypes_cover
 from zsar.heads.sadvae_model import (
@@ -36,6 +35,7 @@ from zsar.heads.sadvae_model import (
     train_sadvae,
 )
 from zsar.heads.torch_device import training_device
+from zsar.scoring import label_positions
 
 # the released scripts' settings: semantic latent, style latent, Adam lr, batch size, discriminator period
 PRESETS: dict[str, dict] = {

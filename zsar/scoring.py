@@ -1,4 +1,7 @@
-"""Prototype search: cosine similarity of queries to class prototypes, top-k.
+"""Scoring shared by the heads and the evaluation (a floor below both): prototype search, softmax, label
+positions.
+
+Prototype search: cosine similarity of queries to class prototypes, top-k.
 
 FAISS `IndexFlatIP` on L2-normalised float32 vectors (moved to a GPU when faiss-gpu and a GPU are
 present and a CUDA device is asked for); plain numpy when FAISS is not installed. Both return the
@@ -8,6 +11,7 @@ same neighbours (`numpy_topk` is the reference the FAISS path is tested against)
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -92,3 +96,18 @@ class PrototypeIndex:
         out = np.empty_like(scores)
         np.put_along_axis(out, idx, scores, axis=1)
         return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def label_positions(labels: np.ndarray, class_ids: Sequence[int]) -> np.ndarray:
+    """Map global labels to positions in `class_ids`; a label not among them is an error."""
+    lookup = {int(c): i for i, c in enumerate(class_ids)}
+    missing = sorted({int(x) for x in labels if int(x) not in lookup})
+    if missing:
+        raise ZsarError(f"labels {missing[:10]} are not among the candidate classes")
+    return np.array([lookup[int(x)] for x in labels], dtype=np.int64)

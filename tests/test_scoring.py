@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from zsar.errors import ZsarError
-from zsar.evaluate.search import PrototypeIndex, faiss_available, numpy_topk
+from zsar.scoring import PrototypeIndex, faiss_available, numpy_topk
 
 
 def _data(c=60, d=32, n=200, seed=0):

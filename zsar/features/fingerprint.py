@@ -39,6 +39,19 @@ def iter_row_blocks(h5: h5py.File, names: list[str], block_rows: int = _CHUNK_RO
         yield start, {name: h5[name][start : start + block_rows] for name in names}
 
 
+def mismatched_rows(h5: h5py.File, ok: np.ndarray) -> dict[str, np.ndarray]:
+    """Per array with checksums, the rows selected by `ok` (a boolean [N] mask) whose stored bytes do not match
+    their crc32, read block by block."""
+    names, sums = checksum_names(h5), h5["row_crc32"][:]
+    found: dict[str, list] = {name: [] for name in names}
+    for start, blocks in iter_row_blocks(h5, names):
+        stop = start + len(blocks[names[0]])
+        for column, name in enumerate(names):
+            wrong = ok[start:stop] & (row_crc32(blocks[name]) != sums[start:stop, column])
+            found[name].append(np.flatnonzero(wrong) + start)
+    return {name: np.concatenate(parts) if parts else np.zeros(0, np.int64) for name, parts in found.items()}
+
+
 def compute_fingerprint(h5: h5py.File, identity: dict) -> str:
     """Hash what defines the cache's content; equal fingerprints mean equal features."""
     digest = hashlib.sha256()

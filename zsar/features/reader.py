@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from zsar.errors import ZsarError
-from zsar.features.fingerprint import checksum_names, compute_fingerprint, iter_row_blocks, row_crc32
+from zsar.features.fingerprint import checksum_names, compute_fingerprint, mismatched_rows, row_crc32
 from zsar.features.schema import (
     READABLE_SCHEMA_VERSIONS,
     REQUIRED_COLUMNS,
@@ -200,9 +200,12 @@ class FeatureCache:
                 continue
             bad = row_crc32(values) != sums[:, self.checksum_arrays.index(name)]
             if bad.any():
-                ids = self.metadata["sample_id"].iloc[rows[bad][:5]].tolist()
-                raise ZsarError(f"{name} of {int(bad.sum())} rows do not match their checksums (damaged file), "
-                                f"e.g. samples {ids}; re-extract or restore this cache", self.path)
+                raise self._mismatch_error(name, rows[bad])
+
+    def _mismatch_error(self, name: str, rows: np.ndarray) -> ZsarError:
+        ids = self.metadata["sample_id"].iloc[rows[:5]].tolist()
+        return ZsarError(f"{name} of {rows.size} rows do not match their checksums (damaged file), e.g. samples "
+                         f"{ids}; re-extract or restore this cache", self.path)
 
     def load(
         self,
@@ -239,18 +242,15 @@ class FeatureCache:
     def verify_all(self, fingerprint: bool = False) -> dict:
         """Check every ok row against its checksum (and, with `fingerprint`, recompute the content fingerprint).
         Returns what was checked; raises a ZsarError naming the file on any mismatch."""
-        ok = self.select_rows()
-        checked = 0
+        ok = (self.metadata["status"] == "ok").to_numpy()
         with _damage_is_an_error(self.path), _open_h5(self.path) as h5:
             if self.checksum_arrays:
-                sums = h5["row_crc32"][:]
-                for start, blocks in iter_row_blocks(h5, self.checksum_arrays):
-                    stop = start + len(blocks[self.checksum_arrays[0]])
-                    keep = ok[(ok >= start) & (ok < stop)]
-                    self._check_rows({n: b[keep - start] for n, b in blocks.items()}, sums[keep], keep)
-                    checked += keep.size
+                for name, rows in mismatched_rows(h5, ok).items():
+                    if rows.size:
+                        raise self._mismatch_error(name, rows)
             if fingerprint and compute_fingerprint(h5, self.header.identity()) != self.fingerprint:
                 raise ZsarError("content does not match its fingerprint (damaged or edited file)", self.path)
+        checked = int(ok.sum()) if self.checksum_arrays else 0
         return {"rows_checked": checked, "checksums": bool(self.checksum_arrays), "fingerprint_checked": fingerprint}
 
 

@@ -32,7 +32,7 @@ import pandas as pd
 
 from zsar import __version__
 from zsar.errors import ZsarError
-from zsar.features.fingerprint import checksum_names, iter_row_blocks, row_crc32
+from zsar.features.fingerprint import checksum_names, mismatched_rows, row_crc32
 from zsar.features.h5file import contiguous_dataset, open_for_writing, reserve_space
 from zsar.features.inputs import describe_input_change, metadata_digest, source_files_digest
 from zsar.features.lock import CacheLock
@@ -65,13 +65,17 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
-def non_finite_rows(name: str, values: np.ndarray) -> np.ndarray:
-    """Positions of rows holding NaN or inf (a logits row of all NaN means "no logits" and is allowed)."""
-    flat = values.reshape(values.shape[0], int(np.prod(values.shape[1:])))
+def as_stored(name: str, values, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """`values` cast to the stored dtype, and the positions of rows that hold NaN or inf once stored (1e5 is inf
+    in float16; a logits row of all NaN means "no logits" and is allowed: imported releases give logits for test
+    rows only)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        stored = np.asarray(values).astype(dtype, copy=False)
+    flat = stored.reshape(stored.shape[0], int(np.prod(stored.shape[1:])))
     finite = np.isfinite(flat).all(axis=1)
-    if name == "logits":  # imported releases give logits for test rows only
+    if name == "logits":
         finite |= np.isnan(flat).all(axis=1)
-    return np.flatnonzero(~finite)
+    return stored, np.flatnonzero(~finite)
 
 
 def _run_id(path: Path) -> str:
@@ -262,16 +266,8 @@ class CacheWriter:
     def _recheck_ok_rows(self) -> None:
         """Rows marked ok whose data does not match its checksum (torn by a crash) become pending again."""
         h5 = self._file()
-        status, sums = h5["row_status"][:], h5["row_crc32"][:]
-        names = checksum_names(h5)
-        bad = []
-        for start, blocks in iter_row_blocks(h5, names):
-            stop = start + len(next(iter(blocks.values())))
-            ok = status[start:stop] == STATUS_OK
-            for column, name in enumerate(names):
-                wrong = ok & (row_crc32(blocks[name]) != sums[start:stop, column])
-                bad.extend((np.flatnonzero(wrong) + start).tolist())
-        bad = np.unique(np.asarray(bad, dtype=np.int64))
+        mismatched = mismatched_rows(h5, h5["row_status"][:] == STATUS_OK)
+        bad = np.unique(np.concatenate([np.zeros(0, np.int64), *mismatched.values()]))
         if bad.size:  # a write error here means the partial is damaged: the caller sets it aside
             log.warning("%s: %d rows marked done do not match their checksums; computing them again",
                         self.partial, bad.size)
@@ -372,37 +368,35 @@ class CacheWriter:
                 arrays[name] = (values, shape())
         return arrays
 
+    def _stored_dtype(self, name: str) -> str:
+        return "float32" if name == "logits" else self.header.dtype
+
     def _prepared(self, rows: np.ndarray, arrays: dict, order: np.ndarray) -> dict:
         """Arrays checked (shape, finite), in stored dtype and sorted row order."""
-        h5, prepared = self._file(), {}
+        prepared = {}
         for name, (values, shape) in arrays.items():
             values = np.asarray(values)
             if values.shape != shape:
                 raise ZsarError(f"{name} has shape {values.shape}, expected {shape}", self.path)
-            with np.errstate(over="ignore", invalid="ignore"):
-                stored = values.astype(h5[name].dtype, copy=False)  # checked as stored: 1e5 is inf in float16
-            bad = non_finite_rows(name, stored)
+            stored, bad = as_stored(name, values, self._stored_dtype(name))
             if bad.size:
                 ids = self.metadata["sample_id"].iloc[rows[bad][:5]].tolist()
-                raise ZsarError(f"{name} contain NaN or inf (as {h5[name].dtype}) for samples {ids}", self.path)
+                raise ZsarError(f"{name} contain NaN or inf (as {stored.dtype}) for samples {ids}", self.path)
             prepared[name] = np.ascontiguousarray(stored[order])
         return prepared
 
     def check_outputs(self, embeddings, logits=None, temporal=None) -> None:
         """Raise when an encoder's outputs for some rows cannot be stored (shape, NaN/inf in the stored dtype);
         extraction loops use it to fail the sample that produced them instead of the batch."""
-        h = self.header
         embeddings = np.asarray(embeddings)
-        if embeddings.ndim != 2 or embeddings.shape[1] != h.embedding_dim:
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.header.embedding_dim:
             raise ZsarError(f"the encoder gave embeddings of shape {embeddings.shape[1:]}, the cache holds "
-                            f"{h.embedding_dim}-d ones (the sample's data has another shape)")
+                            f"{self.header.embedding_dim}-d ones (the sample's data has another shape)")
         for name, values in (("embeddings", embeddings), ("logits", logits), ("temporal", temporal)):
-            if values is None:
-                continue
-            with np.errstate(over="ignore", invalid="ignore"):
-                stored = np.asarray(values).astype(h.dtype if name != "logits" else "float32", copy=False)
-            if non_finite_rows(name, stored).size:
-                raise ZsarError(f"the encoder gave NaN or inf {name} (as {stored.dtype})")
+            if values is not None:
+                stored, bad = as_stored(name, values, self._stored_dtype(name))
+                if bad.size:
+                    raise ZsarError(f"the encoder gave NaN or inf {name} (as {stored.dtype})")
 
     def write(self, rows, embeddings, logits=None, temporal=None) -> None:
         """Store finished rows. `embeddings` [len(rows), D]; `logits` / `temporal` as the header says."""

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads import build_head, load_head
-from zsar.heads.sadvae import PRESETS, SADVAEConfig
+from zsar.heads.sadvae import PRESETS, SADVAEConfig, SADVAEHead
 from zsar.heads.sadvae_model import (
     LoopSettings,
     SADVAENetwork,
@@ -134,9 +134,10 @@ def test_head_monitor_sees_every_epoch_and_epochs_replay_exactly(tmp_path):
               "classifier_steps": 20}
     seen = []
     head = build_head("sadvae", params)
-    info = head.fit(x.numpy(), labels.numpy(), protos, seed=3, monitor=lambda h: seen.append(h.score(
-        x.numpy(), protos)) or len(seen))
-    assert info["epoch_scores"] == [1.0, 2.0, 3.0]
+    snapshots = []
+    head.fit(x.numpy(), labels.numpy(), protos, seed=3,
+             monitor=lambda h: (seen.append(h.score(x.numpy(), protos)), snapshots.append(h.snapshot())))
+    assert len(seen) == 3
     # training for 2 epochs gives exactly the head the monitor saw after epoch 2 (schedules restart per epoch)
     short = build_head("sadvae", {**params, "epochs": 2})
     short.fit(x.numpy(), labels.numpy(), protos, seed=3)
@@ -148,6 +149,10 @@ def test_head_monitor_sees_every_epoch_and_epochs_replay_exactly(tmp_path):
     two = protos.subset(protos.class_ids[:2])
     assert head.score(x.numpy(), two).shape == (len(x), 2)
     np.testing.assert_array_equal(head.score(x.numpy(), two), load_head(tmp_path / "h").score(x.numpy(), two))
+    # the protocol's batched scoring of all epochs (one stacked classifier) gives each epoch's own scores
+    batched = SADVAEHead.score_snapshots(snapshots, x.numpy(), protos)
+    for one, each in zip(batched, seen):
+        np.testing.assert_allclose(one, each, atol=1e-5)
 
 
 def test_head_bad_input():

@@ -73,26 +73,28 @@ def rank_parameters(
     """Fit on `fit_set` (classes `fit_classes`) with every combination, score `queries` among `query_classes`;
     the best parameters by ZSL top-1 (first of equals) and the table of all tried, under the key `metric`.
     Heads with `epoch_selection` are scored after every epoch and the epoch count is part of the choice."""
-    per_epoch = head_class(head_name).epoch_selection
+    head_cls = head_class(head_name)
     query_protos = prototypes.subset(query_classes)
 
-    def top1(head) -> float:
-        scores = head.score(queries.embeddings, query_protos, backend, device)
+    def top1(scores: np.ndarray) -> float:
         return zsl_metrics(scores, queries.labels, query_classes)["top1"]
 
     table, candidates = [], []
     for combo in combos:
         head = build_head(head_name, {**base_params, **combo})
-        if per_epoch:
-            info = head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(fit_classes), seed=seed,
-                            monitor=top1)
-            for epoch, value in enumerate(info["epoch_scores"], start=1):
+        if head_cls.epoch_selection:
+            snapshots: list[Head] = []
+            head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(fit_classes), seed=seed,
+                     monitor=lambda h: snapshots.append(h.snapshot()))
+            epoch_scores = head_cls.score_snapshots(snapshots, queries.embeddings, query_protos, backend, device)
+            for epoch, scores in enumerate(epoch_scores, start=1):
                 candidates.append({**combo, "epochs": epoch})
-                table.append({"params": candidates[-1], metric: value})
+                table.append({"params": candidates[-1], metric: top1(scores)})
         else:
             head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(fit_classes), seed=seed)
             candidates.append(combo)
-            table.append({"params": combo, metric: top1(head)})
+            table.append({"params": combo, metric: top1(head.score(queries.embeddings, query_protos, backend,
+                                                                   device))})
     best = max(range(len(table)), key=lambda i: (table[i][metric], -i))
     return {**base_params, **candidates[best]}, table
 

@@ -53,6 +53,7 @@ search_backend = "auto"       # auto | faiss | numpy
 device = "cpu"                # extraction, search, and training of heads whose params name no device
 allow_leakage = false         # evaluate even if the encoder was trained on unseen classes (flagged)
 select_on_test = false        # papers' best-on-test model selection, for comparison only (flagged)
+threads = 0                   # CPU threads for the heads; 0: the cores other processes leave free (zsar/compute.py)
 ```
 """
 
@@ -123,6 +124,7 @@ class EvaluateConfig:
     device: str = "cpu"
     allow_leakage: bool = False
     select_on_test: bool = False
+    threads: int = 0  # CPU threads of head training and scoring; 0: the cores other processes leave free
 
 
 @dataclass(frozen=True)

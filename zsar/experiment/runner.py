@@ -9,6 +9,7 @@ from pathlib import Path
 
 from zsar.class_lists.splits import ZeroShotSplit, load_split, random_split
 from zsar.class_lists.text_files import read_class_names, read_class_texts
+from zsar.compute import use_threads
 from zsar.datasets.skeleton_datasets import open_skeleton_dataset
 from zsar.datasets.source import SampleSource
 from zsar.datasets.synthetic import SyntheticConfig, synthetic_class_parts, synthetic_source
@@ -178,6 +179,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
                                 validation_cache.path)
     runs, figures, correct = [], [], {}
     for spec in config.heads:
+        use_threads(ev.threads)  # sized per head: other jobs on a shared machine come and go
         for split in splits:
             cache = caches[split.name]
             if cache.path not in loaded:

@@ -41,7 +41,8 @@ class Head:
     Config: ClassVar[type]
     # hyper-parameter grid searched on the validation zero-shot split (never on test)
     search_space: ClassVar[dict[str, list]] = {}
-    # fit(..., monitor=f) calls f(head) after every epoch; the protocol then chooses `epochs` too
+    # fit(..., monitor=f) calls f(head) after every epoch (the head in that epoch's state); the protocol keeps a
+    # `snapshot()` of each, scores them with `score_snapshots` and chooses `epochs` too
     epoch_selection: ClassVar[bool] = False
     # a class's score does not depend on the other classes scored with it (prototype heads)
     separable_scores: ClassVar[bool] = True
@@ -77,6 +78,18 @@ class Head:
         self._check_dim(features)
         index = PrototypeIndex(self.class_vectors(prototypes), backend=backend, device=device)
         return index.similarities(self.project(features)) / self.temperature
+
+    def snapshot(self) -> Head:
+        """A copy of this head in its present state (training goes on in the original)."""
+        copy = type(self)(self.config)
+        copy.state = {k: np.array(v, copy=True) for k, v in self.state.items()}
+        return copy
+
+    @classmethod
+    def score_snapshots(cls, heads: list[Head], features: np.ndarray, prototypes: ClassPrototypes,
+                        backend: str = "auto", device: str = "cpu") -> list[np.ndarray]:
+        """`score` of every head (snapshots of one training run); heads may do it in one batch."""
+        return [head.score(features, prototypes, backend, device) for head in heads]
 
     def _check_dim(self, features: np.ndarray) -> None:
         expected = self.state["feature_mean"].shape[0]

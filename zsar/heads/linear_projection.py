@@ -38,7 +38,10 @@ class LinearProjectionConfig:
 class LinearProjectionHead(Head):
     name = "linear_projection"
     Config = LinearProjectionConfig
-    search_space = {"weight_decay": [1e-4, 1e-3, 1e-2], "temperature": [0.05, 0.1]}
+    # cosine logits do not change when W and b are scaled together, so AdamW's decay (at most 1.3 % shrink over the
+    # default 150 epochs) barely moves the model: searching it gave the same choice and the same test top-1 on
+    # the demo's development splits (seeds 4-10) at three times the cost. The temperature is what matters.
+    search_space = {"temperature": [0.05, 0.1]}
 
     def fit(self, features, labels, prototypes: ClassPrototypes, seed: int = 0) -> dict:
         cfg = self.config

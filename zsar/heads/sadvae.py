@@ -27,13 +27,8 @@ import torch
 from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.base import Head, check_prototypes_cover
-from zsar.heads.sadvae_model import (
-    LoopSettings,
-    SADVAENetwork,
-    text_latent_samples,
-    train_latent_classifier,
-    train_sadvae,
-)
+from zsar.heads.latent_classifier import LatentClassifiers, train_latent_classifiers
+from zsar.heads.sadvae_model import LoopSettings, SADVAENetwork, text_latent_samples, train_sadvae
 from zsar.heads.torch_device import training_device
 from zsar.scoring import label_positions
 
@@ -101,9 +96,9 @@ class SADVAEHead(Head):
     separable_scores = False  # a class's score depends on the other classes scored with it (one classifier)
 
     def fit(self, features, labels, prototypes: ClassPrototypes, seed: int = 0,
-            monitor: Callable[[Head], float] | None = None) -> dict:
+            monitor: Callable[[Head], object] | None = None) -> dict:
         """Train on seen-class features; `monitor(head)` (if given) is called after every epoch with the head
-        in its state at that epoch, and its values are returned as `epoch_scores`."""
+        in its state at that epoch."""
         cfg = self.config
         features = np.asarray(features, dtype=np.float32)
         if not np.isfinite(features).all():
@@ -119,7 +114,6 @@ class SADVAEHead(Head):
         text = torch.from_numpy(prototypes.vectors).to(device)
         settings = LoopSettings(*(cfg.setting(k) for k in ("epochs", "batch_size", "lr", "dis_step")),
                                 scalar_noise=cfg.reference_quirks, cuda_graph=cfg.cuda_graph)
-        epoch_scores: list[float] = []
         with torch_threads(cfg.threads):
             torch.manual_seed(seed)
             net = SADVAENetwork(x.shape[1], text.shape[1], cfg.setting("latent"), cfg.setting("style"),
@@ -129,16 +123,13 @@ class SADVAEHead(Head):
             def after_epoch(epoch: int, loss: float) -> None:
                 if monitor is not None:
                     self._store(net, seed)
-                    epoch_scores.append(float(monitor(self)))
+                    monitor(self)
 
             loss = train_sadvae(net, x, text, y, settings, generator, after_epoch)
         if not np.isfinite(loss):
             raise ZsarError("sadvae: training diverged (loss is NaN); lower lr")
         self._store(net, seed)
-        info = {"final_loss": loss, "skeleton_decoder_relu": net.skeleton_relu}
-        if monitor is not None:
-            info["epoch_scores"] = epoch_scores
-        return info
+        return {"final_loss": loss, "skeleton_decoder_relu": net.skeleton_relu}
 
     def _store(self, net: SADVAENetwork, seed: int) -> None:
         kept = {k: v for k, v in self.state.items() if k.startswith("feature_")}
@@ -161,7 +152,20 @@ class SADVAEHead(Head):
         if features.ndim != 2 or features.shape[1] != expected:
             raise ZsarError(f"head {self.name!r} was fitted on {expected}-d features, got shape {features.shape}")
 
-    def _scorer(self, prototypes: ClassPrototypes) -> tuple[SADVAENetwork, torch.nn.Module]:
+    def _text_latents(self, prototypes: ClassPrototypes) -> tuple[SADVAENetwork, torch.Tensor, torch.Tensor]:
+        """The network and its seeded text latent samples of `prototypes`' classes (with their labels)."""
+        net = self.network()
+        samples, targets = text_latent_samples(net, torch.from_numpy(prototypes.vectors), self.config.latents_per_class,
+                                               self.config.reference_quirks,
+                                               torch.Generator().manual_seed(int(self.state["seed"][0])))
+        return net, samples, targets
+
+    def _train_classifiers(self, samples: list[torch.Tensor], targets: torch.Tensor, classes: int) -> LatentClassifiers:
+        cfg = self.config
+        return train_latent_classifiers(torch.stack(samples), targets, classes, cfg.classifier_steps,
+                                        cfg.classifier_lr, cfg.reference_quirks, int(self.state["seed"][0]))
+
+    def _scorer(self, prototypes: ClassPrototypes) -> tuple[SADVAENetwork, LatentClassifiers]:
         """The network and the latent classifier for this class set, trained once per (fitted state, classes,
         prototype vectors): the GZSL gate and the ZSL test score the same unseen classes, for example."""
         key = (tuple(int(c) for c in prototypes.class_ids), hashlib.sha256(prototypes.vectors.tobytes()).hexdigest())
@@ -169,34 +173,52 @@ class SADVAEHead(Head):
         if cached is None or cached[0] is not self.state:
             cached = self._scorers = (self.state, {})
         if key not in cached[1]:
-            cfg, seed = self.config, int(self.state["seed"][0])
-            net = self.network()
-            samples, targets = text_latent_samples(net, torch.from_numpy(prototypes.vectors), cfg.latents_per_class,
-                                                   cfg.reference_quirks, torch.Generator().manual_seed(seed))
-            classifier = train_latent_classifier(samples, targets, len(prototypes.class_ids), cfg.classifier_steps,
-                                                 cfg.classifier_lr, cfg.reference_quirks, seed)
-            cached[1][key] = (net, classifier)
+            net, samples, targets = self._text_latents(prototypes)
+            cached[1][key] = (net, self._train_classifiers([samples], targets, len(prototypes.class_ids)))
         return cached[1][key]
 
-    def score(self, features: np.ndarray, prototypes: ClassPrototypes, backend: str = "auto",
-              device: str = "cpu") -> np.ndarray:
-        """Logits [N, C] of a linear classifier trained on text latents of `prototypes`' classes
-        (search backends do not apply)."""
+    def _prepare(self, features: np.ndarray, prototypes: ClassPrototypes) -> torch.Tensor:
+        """Checked (and standardised) features as a tensor."""
         if not self.state:
             raise ZsarError(f"head {self.name!r} is not fitted")
         self._check_dim(features)
         text_dim = self.state["net.text_encoder.weight"].shape[1]
         if prototypes.dim != text_dim:
             raise ZsarError(f"text prototypes are {prototypes.dim}-d; the head was trained on {text_dim}-d text")
-        cfg = self.config
         features = np.asarray(features, dtype=np.float32)
         if "feature_mean" in self.state:
             features = self._standardise(features)
-        with torch_threads(cfg.threads):
-            net, classifier = self._scorer(prototypes)
-            with torch.no_grad():
-                mu, _ = net.encode_skeleton(torch.from_numpy(features))
-                logits = classifier(mu[:, : net.latent])
-                if cfg.reference_quirks:
-                    logits = torch.relu(logits)
-        return logits.numpy().astype(np.float32)
+        return torch.from_numpy(features)
+
+    @staticmethod
+    def _classify(net: SADVAENetwork, classifiers: LatentClassifiers, k: int, features: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            mu, _ = net.encode_skeleton(features)
+            return classifiers.logits(k, mu[:, : net.latent]).numpy().astype(np.float32)
+
+    def score(self, features: np.ndarray, prototypes: ClassPrototypes, backend: str = "auto",
+              device: str = "cpu") -> np.ndarray:
+        """Logits [N, C] of a linear classifier trained on text latents of `prototypes`' classes
+        (search backends do not apply)."""
+        x = self._prepare(features, prototypes)
+        with torch_threads(self.config.threads):
+            net, classifiers = self._scorer(prototypes)
+            return self._classify(net, classifiers, 0, x)
+
+    @classmethod
+    def score_snapshots(cls, heads: list[Head], features: np.ndarray, prototypes: ClassPrototypes,
+                        backend: str = "auto", device: str = "cpu") -> list[np.ndarray]:
+        """The epochs of one training run scored at once: their latent classifiers train as one stacked model
+        (same seed, settings and standardiser for all, as `fit` stores them)."""
+        if not heads:
+            return []
+        first = heads[0]
+        x = first._prepare(features, prototypes)
+        with torch_threads(first.config.threads):
+            nets, samples = [], []
+            for head in heads:
+                net, latents, targets = head._text_latents(prototypes)
+                nets.append(net)
+                samples.append(latents)
+            classifiers = first._train_classifiers(samples, targets, len(prototypes.class_ids))
+            return [cls._classify(net, classifiers, k, x) for k, net in enumerate(nets)]

@@ -64,8 +64,11 @@ def test_float16_storage(tmp_path):
     x = data()
     cache = FeatureCache(write_cache(tmp_path / "c.h5", header(dtype="float16"), table(), x))
     loaded = cache.load()
-    assert loaded.embeddings.dtype == np.float32
-    np.testing.assert_allclose(loaded.embeddings, x, atol=1e-2)
+    assert loaded.embeddings.dtype == np.float16  # the stored dtype until the caller asks for another
+    np.testing.assert_array_equal(loaded.embeddings, x.astype(np.float16))
+    as_float = cache.load(dtype=np.float32)
+    assert as_float.embeddings.dtype == np.float32
+    np.testing.assert_array_equal(as_float.embeddings, x.astype(np.float16).astype(np.float32))
 
 
 def test_failed_rows_are_kept_with_reason_and_excluded_from_loads(tmp_path):

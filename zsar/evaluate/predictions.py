@@ -29,7 +29,7 @@ def predict_from_cache(cache_path: str | Path, top_k: int = 5, split: str | None
     if not cache.has_logits:
         raise ZsarError("the cache stores no classifier logits (extract with a checkpoint whose head classes are "
                         "the dataset's, or name them)", cache.path)
-    features = cache.load(split)
+    features = cache.load(split, dtype=np.float32)
     has_logits = ~np.isnan(features.logits).all(axis=1)
     if not has_logits.any():
         raise ZsarError("no row of this selection has logits", cache.path)

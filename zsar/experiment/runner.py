@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from zsar.class_lists.splits import ZeroShotSplit, load_split, random_split
 from zsar.class_lists.text_files import read_class_names, read_class_texts
 from zsar.compute import use_threads
@@ -171,7 +173,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
     validation = None
     if config.data.validation_cache:
         validation_cache = FeatureCache(config.resolve(config.data.validation_cache))
-        validation = validation_cache.load(config.data.train_split)
+        validation = validation_cache.load(config.data.train_split, dtype=np.float32)
         for split in splits:
             leaked = sorted(set(validation.labels.tolist()) & set(split.unseen))
             if leaked:
@@ -183,13 +185,14 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
         for split in splits:
             cache = caches[split.name]
             if cache.path not in loaded:
-                loaded[cache.path] = (cache.load(config.data.train_split), cache.load(config.data.test_split))
+                loaded[cache.path] = (cache.load(config.data.train_split, dtype=np.float32),
+                                     cache.load(config.data.test_split, dtype=np.float32))
             train, test = loaded[cache.path]
             for seed in config.seeds:
                 log.info("head %s, split %s, seed %d", spec.name, split.name, seed)
                 split_validation = validation
                 if split.name in validation_caches:
-                    split_validation = validation_caches[split.name].load(config.data.train_split)
+                    split_validation = validation_caches[split.name].load(config.data.train_split, dtype=np.float32)
                 result = run_protocol(spec.name, spec.params, spec.search, train, test, split, prototypes, seed,
                                       ev.gzsl, ev.top_k, ev.search_backend, ev.device, ev.select_on_test,
                                       validation=split_validation)

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from zsar.errors import ZsarError
-from zsar.features.fingerprint import checksum_names, compute_fingerprint, mismatched_rows, row_crc32
+from zsar.features.fingerprint import checksum_names, compute_fingerprint, mismatched_rows
+from zsar.features.row_reader import h5py_rows, read_rows
 from zsar.features.schema import (
     READABLE_SCHEMA_VERSIONS,
     REQUIRED_COLUMNS,
@@ -27,15 +28,15 @@ from zsar.features.schema import (
 
 @dataclass
 class FeatureSet:
-    """Rows of a cache in memory: float32 embeddings with their labels and metadata."""
+    """Rows of a cache in memory: embeddings (in the dtype `load` was asked for) with labels and metadata."""
 
-    embeddings: np.ndarray  # [N, D] float32
+    embeddings: np.ndarray  # [N, D], the stored dtype unless load(dtype=...) asked for another
     labels: np.ndarray  # [N] int64, global class indices
     metadata: pd.DataFrame  # N rows, same order
     rows: np.ndarray  # [N] row indices in the cache
     logits: np.ndarray | None = None  # [N, C_logit] float32
     logit_classes: tuple[int, ...] | None = None
-    temporal: np.ndarray | None = None  # [N, T, D]
+    temporal: np.ndarray | None = None  # [N, T, D], like the embeddings
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -179,28 +180,29 @@ class FeatureCache:
         include_failed: bool = False,
     ) -> np.ndarray:
         """Row indices matching a sample split (or several) and a class set; failed rows excluded."""
+        columns = self._columns()
         keep = np.ones(self.num_rows, dtype=bool)
         if not include_failed:
-            keep &= (self.metadata["status"] == "ok").to_numpy()
+            keep &= columns["ok"]
         if split is not None:
             splits = [split] if isinstance(split, str) else list(split)
-            known = set(self.metadata["split"].unique())
+            known = set(columns["split_names"])
             unknown = [s for s in splits if s not in known]
             if unknown:
                 raise ZsarError(f"no samples in split(s) {unknown}; the cache has {sorted(known)}", self.path)
-            keep &= self.metadata["split"].isin(splits).to_numpy()
+            codes = [columns["split_names"].index(s) for s in splits]
+            keep &= np.isin(columns["split_codes"], codes)
         if classes is not None:
-            keep &= self.metadata["label"].isin(list(classes)).to_numpy()
+            keep &= np.isin(columns["label"], np.asarray(list(classes), dtype=np.int64))
         return np.flatnonzero(keep)
 
-    def _check_rows(self, arrays: dict, sums: np.ndarray, rows: np.ndarray) -> None:
-        """Rows read against their stored checksums; a mismatch is an error naming the samples."""
-        for name, values in arrays.items():
-            if name not in self.checksum_arrays:
-                continue
-            bad = row_crc32(values) != sums[:, self.checksum_arrays.index(name)]
-            if bad.any():
-                raise self._mismatch_error(name, rows[bad])
+    def _columns(self) -> dict:
+        """The metadata columns rows are selected by, as numpy arrays (computed once)."""
+        if not hasattr(self, "_selection_columns"):
+            codes, names = pd.factorize(self.metadata["split"].astype(str))
+            self._selection_columns = {"ok": (self.metadata["status"] == "ok").to_numpy(), "split_codes": codes,
+                                       "split_names": list(names), "label": self.metadata["label"].to_numpy(np.int64)}
+        return self._selection_columns
 
     def _mismatch_error(self, name: str, rows: np.ndarray) -> ZsarError:
         ids = self.metadata["sample_id"].iloc[rows[:5]].tolist()
@@ -213,30 +215,38 @@ class FeatureCache:
         classes: Sequence[int] | None = None,
         with_temporal: bool = False,
         verify: bool | None = None,
+        dtype=None,
     ) -> FeatureSet:
-        """Load the selected ok rows as float32; a checksum mismatch or NaN/inf is an error naming the samples."""
+        """Load the selected ok rows, in the stored dtype unless `dtype` asks for another; a checksum mismatch
+        or NaN/inf in the embeddings is an error naming the samples."""
         rows = self.select_rows(split, classes)
         if with_temporal and not self.has_temporal:
             raise ZsarError("cache stores no temporal features", self.path)
+        verify = (self.verify if verify is None else verify) and bool(self.checksum_arrays)
+        names = ["embeddings"] + (["logits"] if self.has_logits else []) + (["temporal"] if with_temporal else [])
         with _damage_is_an_error(self.path), _open_h5(self.path) as h5:
-            names = ["embeddings"] + (["logits"] if self.has_logits else []) + (["temporal"] if with_temporal else [])
-            raw = {name: _read_rows(h5[name], rows) for name in names}
-            if (self.verify if verify is None else verify) and self.checksum_arrays:
-                self._check_rows(raw, _read_rows(h5["row_crc32"], rows), rows)
-        embeddings = raw["embeddings"].astype(np.float32)
-        bad = ~np.isfinite(embeddings).all(axis=1)
-        if bad.any():
+            sums = h5py_rows(h5["row_crc32"], rows) if verify else None
+            read = {}
+            for name in names:
+                column = sums[:, self.checksum_arrays.index(name)] if verify and name in self.checksum_arrays \
+                    else None
+                read[name] = read_rows(self.path, h5[name], rows, column, dtype if name != "logits" else np.float32,
+                                       check_finite=name == "embeddings")
+                if read[name].mismatched.size:
+                    raise self._mismatch_error(name, rows[np.sort(read[name].mismatched)])
+        bad = np.sort(read["embeddings"].nonfinite)
+        if bad.size:
             ids = self.metadata["sample_id"].iloc[rows[bad][:5]].tolist()
-            raise ZsarError(f"embeddings contain NaN or inf for {int(bad.sum())} samples, e.g. {ids}", self.path)
+            raise ZsarError(f"embeddings contain NaN or inf for {int(bad.size)} samples, e.g. {ids}", self.path)
         meta = self.metadata.iloc[rows].reset_index(drop=True)
         return FeatureSet(
-            embeddings=embeddings,
+            embeddings=read["embeddings"].values,
             labels=meta["label"].to_numpy(dtype=np.int64),
             metadata=meta,
             rows=rows,
-            logits=raw["logits"].astype(np.float32) if self.has_logits else None,
+            logits=read["logits"].values if self.has_logits else None,
             logit_classes=self.header.logit_classes,
-            temporal=raw["temporal"].astype(np.float32) if with_temporal else None,
+            temporal=read["temporal"].values if with_temporal else None,
         )
 
     def verify_all(self, fingerprint: bool = False) -> dict:
@@ -252,16 +262,3 @@ class FeatureCache:
                 raise ZsarError("content does not match its fingerprint (damaged or edited file)", self.path)
         checked = int(ok.sum()) if self.checksum_arrays else 0
         return {"rows_checked": checked, "checksums": bool(self.checksum_arrays), "fingerprint_checked": fingerprint}
-
-
-def _read_rows(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
-    """Read rows (sorted indices); a contiguous block is read as one slice."""
-    if rows.size == 0:
-        return np.zeros((0, *dataset.shape[1:]), dtype=dataset.dtype)
-    if rows[-1] - rows[0] + 1 == rows.size:
-        return dataset[int(rows[0]) : int(rows[-1]) + 1]
-    # h5py point selection is slow for many scattered rows; read the covering block when dense enough
-    span = rows[-1] - rows[0] + 1
-    if span <= 4 * rows.size:
-        return dataset[int(rows[0]) : int(rows[-1]) + 1][rows - rows[0]]
-    return dataset[rows]

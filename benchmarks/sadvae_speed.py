@@ -29,7 +29,8 @@ import torch.nn.functional as F
 
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads import build_head
-from zsar.heads.sadvae import PRESETS, torch_threads
+from zsar.heads.configs import PRESETS
+from zsar.heads.sadvae import torch_threads
 from zsar.heads.sadvae_model import (
     SADVAENetwork,
     Schedule,

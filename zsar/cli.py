@@ -60,12 +60,14 @@ def run(config: Path = typer.Argument(..., help="Experiment TOML file."),
                                             help="Choose hyper-parameters on the test set, as several papers do: "
                                                  "for comparison only; the report labels it."),
         device: str = typer.Option(None, help="Torch device for extraction, head training and search (cpu, cuda, "
-                                              "cuda:1); overrides [evaluate] device.")) -> None:
+                                              "cuda:1); overrides [evaluate] device."),
+        check: bool = typer.Option(False, "--check", help="Only check the config (heads, parameters, splits, "
+                                                          "paths) and say what would run; starts no work.")) -> None:
     """Run an experiment described in a TOML file and write its report."""
     from dataclasses import replace
 
+    from zsar.experiment.check import check_experiment
     from zsar.experiment.config import load_config
-    from zsar.experiment.runner import run_experiment
 
     cfg = load_config(config)
     if device:
@@ -73,6 +75,13 @@ def run(config: Path = typer.Argument(..., help="Experiment TOML file."),
     if allow_leakage or select_on_test:
         cfg = replace(cfg, evaluate=replace(cfg.evaluate, allow_leakage=cfg.evaluate.allow_leakage or allow_leakage,
                                             select_on_test=cfg.evaluate.select_on_test or select_on_test))
+    checked = check_experiment(cfg, config)  # before torch and the encoders are imported
+    if check:
+        typer.echo(f"{config}: OK, {checked.runs} runs ({len(cfg.heads)} heads x {checked.splits} splits x "
+                   f"{len(cfg.seeds)} seeds)")
+        return
+    from zsar.experiment.runner import run_experiment
+
     out = out or Path(cfg.output_dir or Path("runs") / cfg.name)
     _print_summary(run_experiment(cfg, out), out)
 

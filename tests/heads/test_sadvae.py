@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads import build_head, load_head
-from zsar.heads.sadvae import PRESETS, SADVAEConfig, SADVAEHead
+from zsar.heads.configs import PRESETS, SADVAEConfig
+from zsar.heads.sadvae import SADVAEHead
 from zsar.heads.sadvae_model import (
     LoopSettings,
     SADVAENetwork,

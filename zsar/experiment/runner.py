@@ -19,6 +19,7 @@ from zsar.errors import ZsarError
 from zsar.evaluate.comparison import compare_heads, zsl_correct
 from zsar.evaluate.protocol import run_protocol
 from zsar.evaluate.report import run_figures, summarise_head, versions, write_report
+from zsar.experiment.check import check_experiment
 from zsar.experiment.config import ExperimentConfig, load_config
 from zsar.extract.encoder_training import EncoderTrainConfig, train_skeleton_encoder
 from zsar.extract.skeleton import extract_skeleton_network, extract_skeleton_stats
@@ -146,6 +147,7 @@ def check_leakage(cache: FeatureCache, split: ZeroShotSplit, allow: bool) -> lis
 
 def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True) -> dict:
     """Run the whole experiment and write the reports into `out_dir`; returns the report dict."""
+    check_experiment(config)  # every config problem at once, before any work
     training_device(config.evaluate.device, "[evaluate] device")  # a missing GPU stops the run before any work
     out = Path(out_dir or config.output_dir or Path("runs") / config.name)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,29 +1,22 @@
-"""Heads trained on caches, all behind one interface (`zsar.heads.base.Head`)."""
+"""Heads trained on caches, all behind one interface (`zsar.heads.base.Head`). Head modules (and torch) are
+imported when a head is first used; their settings live in zsar/heads/configs.py."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
 from zsar.errors import ZsarError
 from zsar.heads.base import Head, build_config
-from zsar.heads.dual_head import DualHead
-from zsar.heads.linear_projection import LinearProjectionHead
-from zsar.heads.nearest_prototype import NearestPrototypeHead
-from zsar.heads.sadvae import SADVAEHead
-
-HEADS: dict[str, type[Head]] = {
-    NearestPrototypeHead.name: NearestPrototypeHead,
-    LinearProjectionHead.name: LinearProjectionHead,
-    DualHead.name: DualHead,
-    SADVAEHead.name: SADVAEHead,
-}
+from zsar.heads.configs import HEAD_CLASSES, HEAD_CONFIGS
 
 
 def head_class(name: str) -> type[Head]:
-    if name not in HEADS:
-        raise ZsarError(f"unknown head {name!r}; known heads: {sorted(HEADS)}")
-    return HEADS[name]
+    if name not in HEAD_CLASSES:
+        raise ZsarError(f"unknown head {name!r}; known heads: {sorted(HEAD_CLASSES)}")
+    module, cls = HEAD_CLASSES[name]
+    return getattr(importlib.import_module(module), cls)
 
 
 def build_head(name: str, params: dict | None = None) -> Head:
@@ -48,4 +41,10 @@ def load_head(directory: str | Path) -> Head:
     return head_class(meta.get("head", "")).from_saved(meta.get("config", {}), state)
 
 
-__all__ = ["HEADS", "Head", "build_head", "head_class", "load_head"]
+def __getattr__(name: str):
+    if name == "HEADS":  # every head class by name (imports them all)
+        return {head: head_class(head) for head in HEAD_CLASSES}
+    raise AttributeError(name)
+
+
+__all__ = ["HEAD_CLASSES", "HEAD_CONFIGS", "HEADS", "Head", "build_head", "head_class", "load_head"]

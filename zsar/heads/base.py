@@ -15,14 +15,32 @@ from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 from zsar.scoring import PrototypeIndex, label_positions
 
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),),
+          "list": (list, tuple), "tuple": (list, tuple), "dict": (dict,)}
+
+
+def type_problem(annotation: str, value: Any) -> str | None:
+    """Why `value` does not fit a field annotated `annotation` ("int | None", "float", "list", ...), or None.
+    Unknown annotations accept anything; an int fits a float, a bool fits only a bool."""
+    names = [part.strip().split("[")[0] for part in str(annotation).split("|")]
+    if any(name not in _TYPES for name in names):
+        return None
+    if isinstance(value, bool):
+        return None if "bool" in names else f"expected {annotation}, got a boolean ({value})"
+    allowed = tuple(t for name in names for t in _TYPES[name])
+    return None if isinstance(value, allowed) else f"expected {annotation}, got {type(value).__name__} ({value!r})"
+
 
 def build_config(config_cls: type, params: dict | None, where: str) -> Any:
-    """Dataclass from a dict; unknown keys are an error naming them."""
+    """Dataclass from a dict; unknown keys and values of the wrong type are errors naming them."""
     params = dict(params or {})
-    known = {f.name for f in fields(config_cls)}
-    unknown = sorted(set(params) - known)
+    known = {f.name: f.type for f in fields(config_cls)}
+    unknown = sorted(set(params) - set(known))
     if unknown:
         raise ZsarError(f"unknown parameters {unknown} for {where}; known: {sorted(known)}")
+    wrong = [f"{key}: {problem}" for key, value in params.items() if (problem := type_problem(known[key], value))]
+    if wrong:
+        raise ZsarError(f"{where}: " + "; ".join(wrong))
     return config_cls(**params)
 
 

@@ -20,7 +20,6 @@ never sit in the training softmax.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,28 +28,9 @@ import torch.nn.functional as F
 from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.base import Head
+from zsar.heads.configs import DualHeadConfig
 from zsar.heads.minibatch import train_minibatches
 from zsar.heads.torch_device import training_device
-
-
-@dataclass(frozen=True)
-class DualHeadConfig:
-    epochs: int = 100
-    batch_size: int = 256
-    lr: float = 3e-3
-    weight_decay: float = 1e-3
-    dropout: float = 0.5
-    hidden: int = 0  # width of a shared trainable trunk; 0: no trunk, the heads on the cached feature (published)
-    cls_weight: float = 0.7  # loss weight of the classification head; the semantic head gets the rest
-    fuse_weight: float = 0.8  # supervised inference: fuse_weight * cls + (1 - fuse_weight) * semantic
-    init_temperature: float = 0.07  # the learnable scale starts at 1 / init_temperature
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.init_temperature <= 0 or self.hidden < 0:
-            raise ZsarError("dual_head: epochs, batch_size, lr and init_temperature must be positive, hidden >= 0")
-        if not 0 <= self.cls_weight < 1 or not 0 <= self.fuse_weight <= 1 or not 0 <= self.dropout < 1:
-            raise ZsarError("dual_head: cls_weight must be in [0, 1), fuse_weight in [0, 1], dropout in [0, 1)")
 
 
 class DualHead(Head):

@@ -8,8 +8,6 @@ the later heads must beat.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -17,22 +15,9 @@ import torch.nn.functional as F
 from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.base import Head
+from zsar.heads.configs import LinearProjectionConfig
 from zsar.heads.minibatch import train_minibatches
 from zsar.heads.torch_device import training_device
-
-
-@dataclass(frozen=True)
-class LinearProjectionConfig:
-    epochs: int = 150  # full passes over the training features
-    batch_size: int = 256
-    lr: float = 3e-3
-    weight_decay: float = 1e-3
-    temperature: float = 0.05  # cosine / temperature in the training softmax
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.temperature <= 0:
-            raise ZsarError("linear_projection: epochs, batch_size, lr and temperature must be positive")
 
 
 class LinearProjectionHead(Head):

@@ -11,27 +11,13 @@ queries are compared to the text prototypes directly. Feature and text dims must
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.base import Head
+from zsar.heads.configs import NearestPrototypeConfig
 from zsar.scoring import normalise_rows, softmax
-
-
-@dataclass(frozen=True)
-class NearestPrototypeConfig:
-    prototypes: str = "synthesized"  # "synthesized" (feature space) or "text" (features already in text space)
-    mix_temperature: float = 0.05  # softmax temperature over text similarities to seen classes
-    temperature: float = 0.1  # cosine / temperature = logits (sets confidence only, not the ranking)
-
-    def __post_init__(self) -> None:
-        if self.prototypes not in ("synthesized", "text"):
-            raise ZsarError(f"nearest_prototype: prototypes must be 'synthesized' or 'text', not {self.prototypes!r}")
-        if self.mix_temperature <= 0 or self.temperature <= 0:
-            raise ZsarError("nearest_prototype: temperatures must be positive")
 
 
 class NearestPrototypeHead(Head):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,55 +26,11 @@ import torch
 from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.base import Head, check_prototypes_cover
+from zsar.heads.configs import SADVAEConfig
 from zsar.heads.latent_classifier import LatentClassifiers, train_latent_classifiers
 from zsar.heads.sadvae_model import LoopSettings, SADVAENetwork, text_latent_samples, train_sadvae
 from zsar.heads.torch_device import training_device
 from zsar.scoring import label_positions
-
-# the released scripts' settings: semantic latent, style latent, Adam lr, batch size, discriminator period
-PRESETS: dict[str, dict] = {
-    "ntu60_synse": {"latent": 160, "style": 8, "lr": 3.389e-5, "batch_size": 32, "dis_step": 5, "epochs": 10},
-    "ntu120_synse": {"latent": 256, "style": 32, "lr": 3.478e-5, "batch_size": 32, "dis_step": 4, "epochs": 10},
-    "ntu60_random": {"latent": 224, "style": 16, "lr": 3.596e-5, "batch_size": 32, "dis_step": 7, "epochs": 10},
-    "ntu120_random": {"latent": 176, "style": 20, "lr": 7.361e-5, "batch_size": 32, "dis_step": 12, "epochs": 10},
-    "pku51_random": {"latent": 128, "style": 16, "lr": 3.074e-5, "batch_size": 64, "dis_step": 2, "epochs": 10},
-    # not from the paper: for datasets of a few hundred to a few thousand training samples (NW-UCLA, the
-    # demo, a user's own), where 10 epochs at the NTU learning rate are a few hundred Adam steps
-    "generic": {"latent": 64, "style": 8, "lr": 1e-3, "batch_size": 32, "dis_step": 5, "epochs": 60},
-}
-PRESET_KEYS = ("latent", "style", "lr", "batch_size", "dis_step", "epochs")
-
-
-@dataclass(frozen=True)
-class SADVAEConfig:
-    preset: str = "generic"  # one of PRESETS; explicit values below override it
-    latent: int | None = None  # semantic latent size (ls); None: the preset's
-    style: int | None = None  # non-semantic latent size (ils); None: the preset's
-    lr: float | None = None  # Adam learning rate of the VAEs and the discriminator; None: the preset's
-    batch_size: int | None = None
-    dis_step: int | None = None  # discriminator step every `dis_step` iterations; None: the preset's
-    epochs: int | None = None  # the most epochs (None: the preset's); the protocol picks how many on validation
-    latents_per_class: int = 500  # text latents sampled per class to train the zero-shot classifier
-    classifier_steps: int = 300  # full-batch Adam steps of that classifier
-    classifier_lr: float = 1e-3
-    feature_scaling: str = "standardise"  # training mean / std; "none" feeds raw features, as released
-    reference_quirks: bool = False  # [B, 1] noise and ReLU on the classifier logits, as in the released code
-    threads: int | None = None  # torch CPU threads while training; None: torch's default
-    device: str = "cpu"  # torch device of training ("cuda": the iterations are replayed from CUDA graphs)
-    cuda_graph: bool = True  # false: launch every kernel of every iteration from Python (same model, slower)
-
-    def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ZsarError(f"sadvae: unknown preset {self.preset!r}; known: {sorted(PRESETS)}")
-        if self.feature_scaling not in ("none", "standardise"):
-            raise ZsarError("sadvae: feature_scaling must be 'none' or 'standardise'")
-        values = [self.setting(k) for k in PRESET_KEYS] + [self.latents_per_class, self.classifier_steps]
-        if min(values) <= 0 or self.classifier_lr <= 0:
-            raise ZsarError("sadvae: sizes, learning rates, batch size, dis_step, epochs and steps must be positive")
-
-    def setting(self, key: str):
-        value = getattr(self, key)
-        return PRESETS[self.preset][key] if value is None else value
 
 
 @contextlib.contextmanager

@@ -28,7 +28,8 @@ app.add_typer(import_app, name="import")
 
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logging.")) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if not verbose:  # FAISS narrates which instruction-set build it tries at INFO, failures of the fallback included
         logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
@@ -48,6 +49,20 @@ def _print_summary(report: dict, out: Path) -> None:
         d = c["top1_difference"]
         typer.echo(f"{c['head']} - {c['baseline']}: ZSL top-1 {d['mean']:+.2f} (se {d['stderr']:.2f} over {d['n']} "
                    f"runs, won {c['wins']}/{c['runs']}), McNemar p {c['mcnemar_p']:.3g}")
+
+
+def _interruptible(work):
+    """Ctrl-C: one line saying what was kept (finished runs in a partial report; caches resume), exit code 130."""
+    from zsar.errors import Interrupted
+
+    try:
+        return work()
+    except Interrupted as exc:
+        typer.echo(f"\n{exc}", err=True)
+    except KeyboardInterrupt:
+        typer.echo("\ninterrupted before any run finished; finished extraction is kept and resumes on the next run",
+                   err=True)
+    raise typer.Exit(130)
 
 
 @app.command()
@@ -83,7 +98,7 @@ def run(config: Path = typer.Argument(..., help="Experiment TOML file."),
     from zsar.experiment.runner import run_experiment
 
     out = out or Path(cfg.output_dir or Path("runs") / cfg.name)
-    _print_summary(run_experiment(cfg, out), out)
+    _print_summary(_interruptible(lambda: run_experiment(cfg, out)), out)
 
 
 @app.command()
@@ -91,7 +106,7 @@ def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder.")) -> 
     """Run the built-in experiment on built-in synthetic skeleton data."""
     from zsar.experiment.runner import run_demo
 
-    _print_summary(run_demo(out), out)
+    _print_summary(_interruptible(lambda: run_demo(out)), out)
 
 
 @cache_app.command("info")

@@ -12,3 +12,12 @@ class ZsarError(Exception):
         self.problem = problem
         self.path = None if path is None else Path(path)
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during an experiment: how many runs had finished, and the partial report written (if any)."""
+
+    def __init__(self, finished: int, total: int, report: Path | None):
+        self.finished, self.total, self.report = finished, total, report
+        where = f"; partial report: {report}" if report is not None else "; no run had finished, no report written"
+        super().__init__(f"interrupted: {finished} of {total} runs finished{where}")

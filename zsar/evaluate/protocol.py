@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
+from zsar import progress
 from zsar.class_lists.splits import ZeroShotSplit
 from zsar.errors import ZsarError
 from zsar.evaluate.domain_gate import fit_domain_gate
@@ -112,9 +113,15 @@ def select_parameters(
     val = split.validation_split()
     queries = train.with_classes(val.unseen)
     _require_samples(queries, val.unseen, "validation-unseen (training samples of)", split)
-    return rank_parameters(head_name, base_params, combos, train.with_classes(split.validation_seen),
-                           split.validation_seen, queries, val.unseen, prototypes, seed, "validation_top1",
-                           backend, device)
+    progress.stage(f"choosing among {len(combos)} setting(s) on validation")
+    params, table = rank_parameters(head_name, base_params, combos, train.with_classes(split.validation_seen),
+                                    split.validation_seen, queries, val.unseen, prototypes, seed, "validation_top1",
+                                    backend, device)
+    picked = {k: v for k, v in params.items() if k not in base_params or base_params[k] != v}
+    best = max(row["validation_top1"] for row in table)
+    progress.chosen(f"{', '.join(f'{k}={v}' for k, v in picked.items()) or 'defaults'} "
+                    f"(validation top-1 {best:.1f})")
+    return params, table
 
 
 def unseen_class_scores(head: Head, data: FeatureSet, all_scores: np.ndarray, all_classes: list[int],
@@ -210,7 +217,9 @@ def run_protocol(
         params, selection = select_parameters(head_name, base_params, grid, validation, split, prototypes, seed,
                                               backend, device)
     head = build_head(head_name, params)
+    progress.stage("fitting on the seen classes")
     fit_info = head.fit(seen_train.embeddings, seen_train.labels, prototypes.subset(split.seen), seed=seed)
+    progress.stage("scoring the test split")
     # the test split, touched once
     zsl_test = test.with_classes(split.unseen)
     _require_samples(zsl_test, split.unseen, "unseen test", split)
@@ -227,6 +236,7 @@ def run_protocol(
         g_scores = head.score(gzsl_test.embeddings, all_protos, backend, device)
         g_pred = np.asarray(all_classes)[g_scores.argmax(axis=1)]
         gzsl_result = gzsl_metrics(g_pred, gzsl_test.labels, split.seen, split.unseen)
+        progress.stage("GZSL: calibrating on validation")
         calibration = calibrate_gzsl(head_name, params, validation, split, prototypes, seed, backend, device)
         stacked = calibrated_stacking_metrics(g_scores, gzsl_test.labels, all_classes, split.seen, split.unseen,
                                               calibration["gamma"])

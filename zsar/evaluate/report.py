@@ -51,9 +51,20 @@ def _fmt(stat: dict) -> str:
     return f"{stat['mean']:.2f} ± {stat['std']:.2f}" if stat["n"] > 1 else f"{stat['mean']:.2f}"
 
 
+def warnings(report: dict) -> list[str]:
+    """What a reader must see before the numbers: test-set selection, a partial report."""
+    out = []
+    if report.get("partial"):
+        p = report["partial"]
+        out.append(f"PARTIAL REPORT: {p['finished_runs']} of {p['total_runs']} runs finished ({p['reason']}).")
+    if report["protocol"].get("selected_on_test"):
+        out.append("Model selection on the TEST set (--select-on-test): for comparison with papers only; these "
+                   "numbers are not an honest estimate.")
+    return out
+
+
 def markdown(report: dict) -> str:
-    warning = ["**Model selection on the TEST set (--select-on-test): for comparison with papers only; these numbers "
-               "are not an honest estimate.**", ""] if report["protocol"].get("selected_on_test") else []
+    warning = [line for w in warnings(report) for line in (f"**{w}**", "")]
     lines = [f"# zsar report: {report['experiment']}", "", *warning,
              f"Created {report['created']} with zsar {report['versions']['zsar']}. "
              f"Splits: {', '.join(report['split'])}. Seeds: {report['seed']}.", "",
@@ -133,9 +144,7 @@ def html_report(report: dict, figures: list[tuple[str, str]]) -> str:
             f"</title><style>{style}</style></head><body><h1>zsar report: {html.escape(report['experiment'])}</h1>"
             f"<p>Created {html.escape(report['created'])}; splits {html.escape(', '.join(report['split']))}; "
             f"seeds {html.escape(str(report['seed']))}.</p><h2>Results (accuracy %, mean ± std)</h2>"
-            + ("<p><strong>Model selection on the TEST set (--select-on-test): for comparison with papers only; "
-               "these numbers are not an honest estimate.</strong></p>" if report["protocol"].get("selected_on_test")
-               else "")
+            + "".join(f"<p><strong>{html.escape(w)}</strong></p>" for w in warnings(report))
             + table(["head", "ZSL top-1", "ZSL top-5", "ZSL per-class", "GZSL S", "GZSL U", "GZSL H", "CS S", "CS U",
                      "CS H", "gate S", "gate U", "gate H", "AUSUC", "chance"], results)
             + (f"<h2>Paired comparisons (ZSL top-1)</h2>{table(COMPARISON_HEADER, comparison_rows(comparisons))}"

@@ -15,7 +15,7 @@ from zsar.compute import use_threads
 from zsar.datasets.skeleton_datasets import open_skeleton_dataset
 from zsar.datasets.source import SampleSource
 from zsar.datasets.synthetic import SyntheticConfig, synthetic_class_parts, synthetic_source
-from zsar.errors import ZsarError
+from zsar.errors import Interrupted, ZsarError
 from zsar.evaluate.comparison import compare_heads, zsl_correct
 from zsar.evaluate.protocol import run_protocol
 from zsar.evaluate.report import run_figures, summarise_head, versions, write_report
@@ -30,6 +30,7 @@ from zsar.features.prototypes import ClassPrototypes, load_prototypes, save_prot
 from zsar.features.reader import FeatureCache
 from zsar.heads.base import build_config
 from zsar.heads.torch_device import training_device
+from zsar.progress import RunProgress, tracking
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,76 @@ def check_leakage(cache: FeatureCache, split: ZeroShotSplit, allow: bool) -> lis
     return leaked
 
 
+def _prepare_split_features(config: ExperimentConfig, out: Path, splits: list[ZeroShotSplit],
+                            source: SampleSource | None, progress: bool) -> tuple[dict, dict, dict]:
+    """Per split: its feature cache, the leaked classes, and its validation-encoder cache (if any). Features come
+    first (encoders train here), so a leak stops the run before any head."""
+    caches, leakage, validation_caches = {}, {}, {}
+    for split in splits:
+        cache = FeatureCache(prepare_features(config, out, split, source, progress))
+        caches[split.name] = cache
+        leakage[split.name] = check_leakage(cache, split, config.evaluate.allow_leakage)
+        validation_path = prepare_validation_features(config, out, split, source, progress)
+        if validation_path is not None:
+            validation_caches[split.name] = FeatureCache(validation_path)
+            check_leakage(validation_caches[split.name], split.validation_encoder_split(), allow=False)
+    return caches, leakage, validation_caches
+
+
+def _given_validation(config: ExperimentConfig, splits: list[ZeroShotSplit]):
+    """([data] validation_cache as a FeatureCache, its training features) or (None, None)."""
+    if not config.data.validation_cache:
+        return None, None
+    validation_cache = FeatureCache(config.resolve(config.data.validation_cache))
+    validation = validation_cache.load(config.data.train_split, dtype=np.float32)
+    for split in splits:
+        leaked = sorted(set(validation.labels.tolist()) & set(split.unseen))
+        if leaked:
+            raise ZsarError(f"validation features hold unseen classes {leaked} of split {split.name!r}",
+                            validation_cache.path)
+    return validation_cache, validation
+
+
+class _HeadRuns:
+    """Every head x split x seed through the protocol, collecting what the report needs."""
+
+    def __init__(self, config: ExperimentConfig, out: Path, class_names: list[str], prototypes: ClassPrototypes):
+        self.config, self.out, self.class_names, self.prototypes = config, out, class_names, prototypes
+        self.runs, self.figures, self.correct, self.loaded = [], [], {}, {}
+
+    def _features(self, cache: FeatureCache):
+        if cache.path not in self.loaded:
+            split = self.config.data
+            self.loaded[cache.path] = (cache.load(split.train_split, dtype=np.float32),
+                                       cache.load(split.test_split, dtype=np.float32))
+        return self.loaded[cache.path]
+
+    def run(self, spec, split: ZeroShotSplit, seed: int, cache: FeatureCache, validation, tracker: RunProgress):
+        ev = self.config.evaluate
+        tracker.start_run(spec.name, split.name, seed)
+        train, test = self._features(cache)
+        result = run_protocol(spec.name, spec.params, spec.search, train, test, split, self.prototypes, seed,
+                              ev.gzsl, ev.top_k, ev.search_backend, ev.device, ev.select_on_test,
+                              validation=validation)
+        run_dir = self.out / "runs" / spec.name / f"{split_tag(split)}__seed{seed}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        result.predictions.to_csv(run_dir / "predictions.csv", index=False)
+        self.correct.setdefault(spec.name, {})[(split.name, seed)] = zsl_correct(result.predictions)
+        result.fitted.save(run_dir / "head")
+        self.runs.append({**result.summary(), "predictions": str(run_dir / "predictions.csv"),
+                          "split_classes": split.to_dict(), "features": str(cache.path)})
+        if not any(t.startswith(f"{spec.name}:") for t, _ in self.figures):
+            names = [self.class_names[c] for c in split.unseen]
+            per_class = {self.class_names[c]: a for c, a in result.zsl_per_class.items()}
+            self.figures += run_figures(spec.name, split.name, names, result.zsl_confusion, per_class,
+                                        result.zsl["chance_top1"])
+        gzsl = f", GZSL H {result.gzsl['h']:.1f}" if result.gzsl else ""
+        tracker.finish_run(f"ZSL top-1 {result.zsl['top1']:.1f}{gzsl}")
+
+
 def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True) -> dict:
-    """Run the whole experiment and write the reports into `out_dir`; returns the report dict."""
+    """Run the whole experiment and write the reports into `out_dir`; returns the report dict. On Ctrl-C the
+    finished runs are kept: a report marked partial is written and `Interrupted` is raised."""
     check_experiment(config)  # every config problem at once, before any work
     training_device(config.evaluate.device, "[evaluate] device")  # a missing GPU stops the run before any work
     out = Path(out_dir or config.output_dir or Path("runs") / config.name)
@@ -162,74 +231,61 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
                         config.resolve(config.text.class_names))
     prototypes, proto_path = prepare_prototypes(config, class_names, out)
     splits = resolve_splits(config, len(class_names))
-    ev = config.evaluate
-    caches, leakage, loaded, validation_caches = {}, {}, {}, {}
-    for split in splits:  # features first (encoders train here), so a leak stops the run before any head
-        cache = FeatureCache(prepare_features(config, out, split, source, progress))
-        caches[split.name] = cache
-        leakage[split.name] = check_leakage(cache, split, ev.allow_leakage)
-        validation_path = prepare_validation_features(config, out, split, source, progress)
-        if validation_path is not None:
-            validation_caches[split.name] = FeatureCache(validation_path)
-            check_leakage(validation_caches[split.name], split.validation_encoder_split(), allow=False)
-    validation = None
-    if config.data.validation_cache:
-        validation_cache = FeatureCache(config.resolve(config.data.validation_cache))
-        validation = validation_cache.load(config.data.train_split, dtype=np.float32)
-        for split in splits:
-            leaked = sorted(set(validation.labels.tolist()) & set(split.unseen))
-            if leaked:
-                raise ZsarError(f"validation features hold unseen classes {leaked} of split {split.name!r}",
-                                validation_cache.path)
-    runs, figures, correct = [], [], {}
-    for spec in config.heads:
-        use_threads(ev.threads)  # sized per head: other jobs on a shared machine come and go
-        for split in splits:
-            cache = caches[split.name]
-            if cache.path not in loaded:
-                loaded[cache.path] = (cache.load(config.data.train_split, dtype=np.float32),
-                                     cache.load(config.data.test_split, dtype=np.float32))
-            train, test = loaded[cache.path]
-            for seed in config.seeds:
-                log.info("head %s, split %s, seed %d", spec.name, split.name, seed)
-                split_validation = validation
-                if split.name in validation_caches:
-                    split_validation = validation_caches[split.name].load(config.data.train_split, dtype=np.float32)
-                result = run_protocol(spec.name, spec.params, spec.search, train, test, split, prototypes, seed,
-                                      ev.gzsl, ev.top_k, ev.search_backend, ev.device, ev.select_on_test,
-                                      validation=split_validation)
-                run_dir = out / "runs" / spec.name / f"{split_tag(split)}__seed{seed}"
-                run_dir.mkdir(parents=True, exist_ok=True)
-                result.predictions.to_csv(run_dir / "predictions.csv", index=False)
-                correct.setdefault(spec.name, {})[(split.name, seed)] = zsl_correct(result.predictions)
-                result.fitted.save(run_dir / "head")
-                runs.append({**result.summary(), "predictions": str(run_dir / "predictions.csv"),
-                             "split_classes": split.to_dict(), "features": str(cache.path)})
-                if not any(t.startswith(f"{spec.name}:") for t, _ in figures):
-                    names = [class_names[c] for c in split.unseen]
-                    per_class = {class_names[c]: a for c, a in result.zsl_per_class.items()}
-                    figures += run_figures(spec.name, split.name, names, result.zsl_confusion, per_class,
-                                           result.zsl["chance_top1"])
-    heads = {spec.name: summarise_head([r for r in runs if r["head"] == spec.name]) for spec in config.heads}
-    primary = heads[config.heads[0].name]
+    caches, leakage, validation_caches = _prepare_split_features(config, out, splits, source, progress)
+    validation_cache, validation = _given_validation(config, splits)
+    heads = _HeadRuns(config, out, class_names, prototypes)
+    tracker = RunProgress(len(config.heads) * len(splits) * len(config.seeds), live=None if progress else False)
+    interrupted = False
+    try:
+        with tracking(tracker):
+            for spec in config.heads:
+                use_threads(config.evaluate.threads)  # sized per head: other jobs on a shared machine come and go
+                for split in splits:
+                    for seed in config.seeds:
+                        split_validation = validation
+                        if split.name in validation_caches:
+                            split_validation = validation_caches[split.name].load(config.data.train_split,
+                                                                                  dtype=np.float32)
+                        heads.run(spec, split, seed, caches[split.name], split_validation, tracker)
+    except KeyboardInterrupt:
+        interrupted = True
+    if interrupted and not heads.runs:
+        raise Interrupted(0, tracker.total, None)
+    report = _assemble_report(config, splits, heads, leakage, caches, validation_cache, validation_caches,
+                              (prototypes, proto_path))
+    if interrupted:
+        report["partial"] = {"finished_runs": len(heads.runs), "total_runs": tracker.total,
+                             "reason": "interrupted (Ctrl-C); heads, splits or seeds are missing"}
+    write_report(out, report, heads.figures)
+    if interrupted:
+        raise Interrupted(len(heads.runs), tracker.total, out / "report.html")
+    return report
+
+
+def _assemble_report(config: ExperimentConfig, splits: list[ZeroShotSplit], heads: _HeadRuns, leakage: dict,
+                     caches: dict, validation_cache, validation_caches: dict, text: tuple) -> dict:
+    ev, (prototypes, proto_path) = config.evaluate, text
+    ran = [spec.name for spec in config.heads if any(r["head"] == spec.name for r in heads.runs)]
+    summaries = {name: summarise_head([r for r in heads.runs if r["head"] == name]) for name in ran}
+    primary = summaries[ran[0]]
     report = {
         "experiment": config.name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "zsl": {k: v["mean"] for k, v in primary["zsl"].items()},
         "gzsl": {k: v["mean"] for k, v in primary["gzsl"].items()} if "gzsl" in primary else None,
-        "primary_head": config.heads[0].name,
+        "primary_head": ran[0],
         "split": [s.name for s in splits],
         "seed": list(config.seeds),
-        "heads": heads,
-        "comparisons": compare_heads(correct, [spec.name for spec in config.heads]),
-        "runs": runs,
+        "heads": summaries,
+        "comparisons": compare_heads(heads.correct, ran),
+        "runs": heads.runs,
         "protocol": {
             "model_selection": ("TEST SET (--select-on-test: the papers' protocol, for comparison only; not an "
                                 "honest estimate)") if ev.select_on_test else
             "validation zero-shot split (seen classes held out as unseen, training samples only)",
             "test_touched_once": not ev.select_on_test,
             "validation_encoder": ("per split, trained on the validation-seen classes only" if validation_caches
-                                   else "given ([data] validation_cache)" if validation is not None
+                                   else "given ([data] validation_cache)" if validation_cache is not None
                                    else "the split's encoder (it was trained on the validation classes too)"),
             "selected_on_test": bool(ev.select_on_test),
             "transductive": False,
@@ -241,7 +297,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
         "caches": {
             "features": _cache_record(caches[splits[0].name]),
             "features_by_split": {name: _cache_record(c) for name, c in caches.items()},
-            "validation_features": _cache_record(validation_cache) if validation is not None else None,
+            "validation_features": _cache_record(validation_cache) if validation_cache is not None else None,
             "validation_features_by_split": {name: _cache_record(c) for name, c in validation_caches.items()},
             "prototypes": {"path": str(proto_path), "fingerprint": file_sha256(proto_path),
                            "text_model": prototypes.text_model, "variant": prototypes.variant},
@@ -249,7 +305,6 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
     }
     if report["gzsl"] is None:
         del report["gzsl"]
-    write_report(out, report, figures)
     return report
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import torch
 
+from zsar import progress
+
 
 def train_minibatches(param_groups: list, batch_loss: Callable[[torch.Tensor], torch.Tensor], num_samples: int,
                       epochs: int, batch_size: int, lr: float, seed: int, device: torch.device | str = "cpu",
@@ -24,6 +26,7 @@ def train_minibatches(param_groups: list, batch_loss: Callable[[torch.Tensor], t
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+        progress.epoch(epoch, epochs)
         if after_epoch is not None:
             after_epoch(epoch)
     return float(loss.detach())  # read once: a read per step would wait for an accelerator every step

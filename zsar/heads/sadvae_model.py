@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zsar import progress
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -214,6 +216,7 @@ def train_sadvae(net: SADVAENetwork, features: torch.Tensor, text: torch.Tensor,
         loss_value = run_epoch(epoch, draws)
         if not math.isfinite(loss_value):
             return loss_value
+        progress.epoch(epoch + 1, settings.epochs)
         if after_epoch is not None:
             after_epoch(epoch, loss_value)
     return loss_value

@@ -113,7 +113,8 @@ def test_import_info_and_bad_inputs(tmp_path):
     assert broken.returncode == 1 and "broken.toml" in broken.stderr and "unknown keys ['foo']" in broken.stderr
     (tmp_path / "exp.toml").write_text(TINY)
     no_device = zsar("run", str(tmp_path / "exp.toml"), "--out", str(tmp_path / "out"), "--device", "tpu")
-    assert no_device.returncode == 1 and "[evaluate] device: device 'tpu' is not a torch device" in no_device.stderr
+    assert no_device.returncode == 1 and "[evaluate] device = 'tpu': use cpu, cuda" in no_device.stderr
+    assert "'mysplit.toml' is neither a built-in split" in no_device.stderr  # every problem listed at once
     assert not (tmp_path / "out").exists()  # refused before any work
 
 

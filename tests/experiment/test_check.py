@@ -76,3 +76,16 @@ def test_check_imports_no_torch_and_a_config_error_comes_before_it(tmp_path):
             f"check_experiment(config_from_dict({GOOD!r})); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_given_prototype_file_must_hold_the_variant(tmp_path):
+    from zsar.features.prototypes import ClassPrototypes, save_prototypes
+
+    vectors = np.eye(16, 8, dtype=np.float32) + 0.1
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    save_prototypes(tmp_path / "p.h5", [ClassPrototypes(np.arange(16), [f"c{i}" for i in range(16)], vectors,
+                                                        "lb", [[f"c{i}"] for i in range(16)], "m")])
+    ok = {**GOOD, "text": {"prototypes": "p.h5", "variant": "lb"}}
+    assert check_experiment(config_from_dict(ok, base_dir=str(tmp_path))).runs == 12
+    problems = _problems({**GOOD, "text": {"prototypes": "p.h5", "variant": "chat"}}, str(tmp_path))
+    assert len(problems) == 1 and "[text] prototypes" in problems[0] and "chat" in problems[0]

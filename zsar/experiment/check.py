@@ -67,6 +67,21 @@ def _check_paths(config: ExperimentConfig, check: ConfigCheck) -> None:
             check.add(f"{key}: {config.resolve(value)} does not exist")
 
 
+def _check_text(config: ExperimentConfig, check: ConfigCheck) -> None:
+    """The variant is one zsar embeds, or (with [text] prototypes) one the given prototype file holds."""
+    given = config.resolve(config.text.prototypes)
+    if given is None:
+        if config.text.variant not in VARIANTS:
+            check.add(f"[text] variant = {config.text.variant!r}: choose from {VARIANTS}")
+    elif given.exists():
+        from zsar.features.prototypes import load_prototypes
+
+        try:
+            load_prototypes(given, config.text.variant)
+        except ZsarError as exc:
+            check.add(f"[text] prototypes: {exc}")
+
+
 def _data_classes(config: ExperimentConfig, check: ConfigCheck) -> int | None:
     """The number of classes of the experiment's data, where it can be known without loading samples; the
     cache's sample splits are checked on the way."""
@@ -130,9 +145,8 @@ def check_experiment(config: ExperimentConfig, source: Path | None = None) -> Co
     check = ConfigCheck()
     for i, spec in enumerate(config.heads):
         _check_head(spec, f"[[heads]] #{i + 1}", check)
-    if config.text.variant not in VARIANTS:
-        check.add(f"[text] variant = {config.text.variant!r}: choose from {VARIANTS}")
     _check_paths(config, check)
+    _check_text(config, check)
     _check_evaluate(config, check)
     check.num_classes = _data_classes(config, check)
     check.splits = _check_splits(config, check)

@@ -41,30 +41,31 @@ def _initial(latent: int, num_classes: int, seed: int) -> tuple[torch.Tensor, to
 
 def train_latent_classifiers(samples: torch.Tensor, labels: torch.Tensor, num_classes: int, steps: int, lr: float,
                              relu_logits: bool, seed: int) -> LatentClassifiers:
-    """K classifiers, one per latent set `samples[k]` ([K, M, ls]; every set has the labels `labels` [M])."""
+    """K classifiers, one per latent set `samples[k]` ([K, M, ls]; every set has the labels `labels` [M]).
+    The bias rides as a last weight column against a row of ones, so one product gives the logits and one
+    the gradient of weights and bias; the one-hot is subtracted at the M label positions only."""
     k, m, latent = samples.shape
     w0, b0 = _initial(latent, num_classes, seed)
-    weight = w0.expand(k, -1, -1).contiguous()
-    bias = b0.expand(k, -1).contiguous()
-    params = (weight, bias)
-    first = [torch.zeros_like(p) for p in params]
-    second = [torch.zeros_like(p) for p in params]
-    one_hot = torch.nn.functional.one_hot(labels, num_classes).to(samples.dtype).T  # [C, M]
-    by_dim = samples.transpose(1, 2).contiguous()  # [K, ls, M]: class-major logits are the faster layout
+    params = torch.cat([w0, b0[:, None]], dim=1).expand(k, -1, -1).contiguous()  # [K, C, ls + 1]
+    first, second = torch.zeros_like(params), torch.zeros_like(params)
+    inputs = torch.cat([samples, torch.ones(k, m, 1, dtype=samples.dtype)], dim=2)  # [K, M, ls + 1]
+    by_dim = inputs.transpose(1, 2).contiguous()  # [K, ls + 1, M]: class-major logits are the faster layout
+    label_at = (labels * m + torch.arange(m)).expand(k, -1)  # positions of the labels in a [C * M] row
     with torch.no_grad():
         for step in range(1, steps + 1):
-            logits = torch.baddbmm(bias[:, :, None], weight, by_dim)  # [K, C, M]
+            logits = torch.bmm(params, by_dim)  # [K, C, M]
             active = logits > 0 if relu_logits else None
             if relu_logits:
-                logits = torch.relu(logits)
-            delta = (torch.softmax(logits, dim=1) - one_hot) / m  # d mean-CE / d logits
+                logits.relu_()
+            delta = torch.softmax(logits, dim=1)  # d (sum of CE) / d logits = softmax - one-hot
+            flat = delta.view(k, -1)
+            flat.scatter_add_(1, label_at, torch.full(label_at.shape, -1.0, dtype=delta.dtype))
             if active is not None:
-                delta = delta * active
-            grads = (torch.bmm(delta, samples), delta.sum(2))
+                delta.mul_(active)
+            grad = torch.bmm(delta, inputs).div_(m)  # mean CE
             correction1, correction2 = 1 - BETAS[0] ** step, 1 - BETAS[1] ** step
-            for p, g, m1, m2 in zip(params, grads, first, second):
-                m1.lerp_(g, 1 - BETAS[0])
-                m2.mul_(BETAS[1]).addcmul_(g, g, value=1 - BETAS[1])
-                denom = (m2.sqrt() / correction2**0.5).add_(EPS)
-                p.addcdiv_(m1, denom, value=-lr / correction1)
-    return LatentClassifiers(weight, bias, relu_logits)
+            first.lerp_(grad, 1 - BETAS[0])
+            second.mul_(BETAS[1]).addcmul_(grad, grad, value=1 - BETAS[1])
+            denom = (second.sqrt() / correction2**0.5).add_(EPS)
+            params.addcdiv_(first, denom, value=-lr / correction1)
+    return LatentClassifiers(params[:, :, :latent].contiguous(), params[:, :, latent].contiguous(), relu_logits)

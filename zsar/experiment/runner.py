@@ -183,17 +183,17 @@ class _HeadRuns:
         self.config, self.out, self.class_names, self.prototypes = config, out, class_names, prototypes
         self.runs, self.figures, self.correct, self.loaded = [], [], {}, {}
 
-    def _features(self, cache: FeatureCache):
-        if cache.path not in self.loaded:
-            split = self.config.data
-            self.loaded[cache.path] = (cache.load(split.train_split, dtype=np.float32),
-                                       cache.load(split.test_split, dtype=np.float32))
-        return self.loaded[cache.path]
+    def features(self, cache: FeatureCache, split: str):
+        """`split`'s rows of `cache` as float32, read once per run."""
+        if (cache.path, split) not in self.loaded:
+            self.loaded[cache.path, split] = cache.load(split, dtype=np.float32)
+        return self.loaded[cache.path, split]
 
     def run(self, spec, split: ZeroShotSplit, seed: int, cache: FeatureCache, validation, tracker: RunProgress):
         ev = self.config.evaluate
         tracker.start_run(spec.name, split.name, seed)
-        train, test = self._features(cache)
+        train, test = self.features(cache, self.config.data.train_split), self.features(cache,
+                                                                                         self.config.data.test_split)
         result = run_protocol(spec.name, spec.params, spec.search, train, test, split, self.prototypes, seed,
                               ev.gzsl, ev.top_k, ev.search_backend, ev.device, ev.select_on_test,
                               validation=validation)
@@ -242,10 +242,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
                 use_threads(config.evaluate.threads)  # sized per head: other jobs on a shared machine come and go
                 for split in splits:
                     for seed in config.seeds:
-                        split_validation = validation
-                        if split.name in validation_caches:
-                            split_validation = validation_caches[split.name].load(config.data.train_split,
-                                                                                  dtype=np.float32)
+                        split_validation = heads.features(validation_caches[split.name], config.data.train_split) \
+                            if split.name in validation_caches else validation
                         heads.run(spec, split, seed, caches[split.name], split_validation, tracker)
     except KeyboardInterrupt:
         interrupted = True

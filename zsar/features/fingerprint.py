@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import h5py
 import numpy as np
 
+from zsar.features.crc_combine import block_matches, power_of_two_pieces
+
 _CHUNK_ROWS = 8192
 ARRAYS = ("embeddings", "logits", "temporal")
 
@@ -20,6 +22,17 @@ def row_crc32(values: np.ndarray) -> np.ndarray:
     values = np.ascontiguousarray(values)
     rows = values.reshape(values.shape[0], -1).view(np.uint8) if values.size else values.reshape(len(values), 0)
     return np.fromiter((zlib.crc32(r) for r in rows), dtype=np.uint32, count=rows.shape[0])
+
+
+def mismatched_in_block(block: np.ndarray, sums: np.ndarray, rows_per_piece: int) -> np.ndarray:
+    """Positions (in the block) of rows whose bytes do not match `sums`; whole pieces are checked at once and
+    only a piece that fails is checked row by row."""
+    wrong = []
+    for start, size in power_of_two_pieces(len(block), rows_per_piece):
+        piece = block[start : start + size]
+        if not block_matches(piece, sums[start : start + size]):
+            wrong.append(np.flatnonzero(row_crc32(piece) != sums[start : start + size]) + start)
+    return np.concatenate(wrong) if wrong else np.zeros(0, np.int64)
 
 
 def stored_arrays(h5: h5py.File) -> list[str]:
@@ -41,14 +54,14 @@ def iter_row_blocks(h5: h5py.File, names: list[str], block_rows: int = _CHUNK_RO
 
 def mismatched_rows(h5: h5py.File, ok: np.ndarray) -> dict[str, np.ndarray]:
     """Per array with checksums, the rows selected by `ok` (a boolean [N] mask) whose stored bytes do not match
-    their crc32, read block by block."""
+    their crc32, read block by block (a block whose rows all match is checked with one crc32 call)."""
     names, sums = checksum_names(h5), h5["row_crc32"][:]
     found: dict[str, list] = {name: [] for name in names}
     for start, blocks in iter_row_blocks(h5, names):
         stop = start + len(blocks[names[0]])
         for column, name in enumerate(names):
-            wrong = ok[start:stop] & (row_crc32(blocks[name]) != sums[start:stop, column])
-            found[name].append(np.flatnonzero(wrong) + start)
+            wrong = mismatched_in_block(blocks[name], sums[start:stop, column], _CHUNK_ROWS)
+            found[name].append(wrong[ok[start + wrong]] + start)
     return {name: np.concatenate(parts) if parts else np.zeros(0, np.int64) for name, parts in found.items()}
 
 

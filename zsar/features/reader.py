@@ -7,6 +7,7 @@ import hashlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import h5py
@@ -180,7 +181,7 @@ class FeatureCache:
         include_failed: bool = False,
     ) -> np.ndarray:
         """Row indices matching a sample split (or several) and a class set; failed rows excluded."""
-        columns = self._columns()
+        columns = self._selection_columns
         keep = np.ones(self.num_rows, dtype=bool)
         if not include_failed:
             keep &= columns["ok"]
@@ -196,13 +197,12 @@ class FeatureCache:
             keep &= np.isin(columns["label"], np.asarray(list(classes), dtype=np.int64))
         return np.flatnonzero(keep)
 
-    def _columns(self) -> dict:
+    @cached_property
+    def _selection_columns(self) -> dict:
         """The metadata columns rows are selected by, as numpy arrays (computed once)."""
-        if not hasattr(self, "_selection_columns"):
-            codes, names = pd.factorize(self.metadata["split"].astype(str))
-            self._selection_columns = {"ok": (self.metadata["status"] == "ok").to_numpy(), "split_codes": codes,
-                                       "split_names": list(names), "label": self.metadata["label"].to_numpy(np.int64)}
-        return self._selection_columns
+        codes, names = pd.factorize(self.metadata["split"].astype(str))
+        return {"ok": (self.metadata["status"] == "ok").to_numpy(), "split_codes": codes, "split_names": list(names),
+                "label": self.metadata["label"].to_numpy(np.int64)}
 
     def _mismatch_error(self, name: str, rows: np.ndarray) -> ZsarError:
         ids = self.metadata["sample_id"].iloc[rows[:5]].tolist()

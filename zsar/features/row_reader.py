@@ -19,8 +19,7 @@ import h5py
 import numpy as np
 
 from zsar.compute import usable_cores
-from zsar.features.crc_combine import block_matches, power_of_two_pieces
-from zsar.features.fingerprint import row_crc32
+from zsar.features.fingerprint import mismatched_in_block
 
 SHORT_RUN = 16  # rows: runs shorter than this on average are gathered from a memory map instead of read one by one
 BLOCK_BYTES = 4 << 20  # per block: large enough for one crc32 call and read to pay, small enough to stay in cache
@@ -41,17 +40,6 @@ def nonfinite_rows(block: np.ndarray) -> np.ndarray:
     as_int, mask = _EXPONENT[block.dtype.itemsize]
     bits = block.reshape(len(block), -1).view(as_int) & as_int(mask)
     return np.flatnonzero((bits == as_int(mask)).any(axis=1))
-
-
-def mismatched_in_block(block: np.ndarray, sums: np.ndarray, rows_per_piece: int) -> np.ndarray:
-    """Positions (in the block) of rows whose bytes do not match `sums`; whole pieces are checked at once and
-    only a piece that fails is checked row by row."""
-    wrong = []
-    for start, size in power_of_two_pieces(len(block), rows_per_piece):
-        piece = block[start : start + size]
-        if not block_matches(piece, sums[start : start + size]):
-            wrong.append(np.flatnonzero(row_crc32(piece) != sums[start : start + size]) + start)
-    return np.concatenate(wrong) if wrong else np.zeros(0, np.int64)
 
 
 def _raw_offset(dataset: h5py.Dataset) -> int | None:

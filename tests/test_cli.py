@@ -62,7 +62,12 @@ def test_run_writes_complete_reports(tmp_path):
     assert {"sample_id", "true_class", "predicted_class", "confidence", "top5_class", "top5_score"} <= set(predictions)
     assert set(predictions["task"]) == {"zsl", "gzsl"}
     html = (tmp_path / "out" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4  # confusion + per-class for both heads
+    assert html.count("data:image/png;base64,") == 5  # confusion + per-class for both heads, text similarity
+    assert "what each unseen class borrows from" in html and "text similarity, unseen vs seen" in html
+    (semantics,) = [v for k, v in report["text_semantics"].items() if k.endswith("mysplit.toml")]
+    assert [row["class"] for row in semantics["nearest"]] == semantics["unseen"] and len(semantics["seen"]) == 12
+    assert report["caches"]["prototypes"]["variant"] == ["name"]
+    assert len(report["caches"]["prototypes"]["text_model_sha256"]) == 64
     assert "| linear_projection |" in (tmp_path / "out" / "report.md").read_text()
     # the paired comparison: nearest_prototype (listed second) against linear_projection over the same 4 runs
     (comparison,) = report["comparisons"]
@@ -179,3 +184,25 @@ def test_extract_video_hri30_course_then_predict(tmp_path, videos):
     assert submission["class_id"].tolist() == (logits.argmax(1) + 1).tolist()  # HRI30 ids count from 1
     refused = zsar("extract", "video", str(folder), "--out", str(tmp_path / "x.h5"))
     assert refused.returncode == 1 and "--checkpoint" in refused.stderr
+
+
+def test_text_commands(tmp_path):
+    out = zsar("text", "similarity", "nw_ucla", "--variant", "motion", "--out", str(tmp_path / "sim.csv"))
+    assert out.returncode == 0, out.stderr
+    table = pd.read_csv(tmp_path / "sim.csv", index_col="class")
+    assert table.shape == (10, 10) and table.index[3] == "walk around" and list(table.columns) == list(table.index)
+    np.testing.assert_allclose(np.diag(table.to_numpy()), 1, atol=1e-5)
+    np.testing.assert_allclose(table.to_numpy(), table.to_numpy().T, atol=1e-6)
+    out = zsar("text", "embed", "nw_ucla", "--variant", "prompts", "--variant", "ensemble", "--ensemble", "motion=2",
+               "--ensemble", "prompts", "--out", str(tmp_path / "p.h5"))
+    assert out.returncode == 0, out.stderr
+    out = zsar("text", "similarity", str(tmp_path / "p.h5"), "--variant", "ensemble", "--out", str(tmp_path / "s.npy"))
+    assert out.returncode == 0, out.stderr and np.load(tmp_path / "s.npy").shape == (10, 10)
+    (tmp_path / "names.txt").write_text("walk\nsit down\n")
+    assert zsar("text", "template", str(tmp_path / "names.txt"), "--out", str(tmp_path / "c.toml")).returncode == 0
+    again = zsar("text", "template", str(tmp_path / "names.txt"), "--out", str(tmp_path / "c.toml"))
+    assert again.returncode != 0 and "exists" in again.stderr
+    check = zsar("text", "check", str(tmp_path / "names.txt"), str(tmp_path / "c.toml"))
+    assert check.returncode != 0 and "c.toml" in check.stderr and "`description` is empty" in check.stderr
+    bad = zsar("text", "embed", str(tmp_path / "names.txt"), "--variant", "motion", "--out", str(tmp_path / "x.h5"))
+    assert bad.returncode != 0 and "needs class text" in bad.stderr and "Traceback" not in bad.stderr

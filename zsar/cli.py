@@ -177,24 +177,91 @@ def _ids(text: str | None) -> list[int] | None:
 
 @text_app.command("embed")
 def text_embed(
-    class_names: Path = typer.Argument(..., help="Class names: .txt (one per line) or .csv (idx,label)."),
+    classes: str = typer.Argument(..., help="Class names: a built-in list (ntu60, ntu120, pku51, hri30, nw_ucla, "
+                                  "synthetic), a .txt (one per line) or a .csv (idx,label)."),
     out: Path = typer.Option(..., help="Prototype file to write (.h5)."),
-    variant: list[str] = typer.Option(["prompts"], help="name | prompts | description | parts (repeatable)."),
-    model: str = typer.Option(None, help="Local sentence-transformers model (default: packaged all-MiniLM-L6-v2)."),
+    variant: list[str] = typer.Option(["prompts"], help="name | prompts | description | motion | parts | "
+                                      "paraphrases | ensemble (repeatable: one file holds them all)."),
+    class_text: Path = typer.Option(None, help="Class text file (docs/class_text.md); built-in lists have theirs."),
+    ensemble: list[str] = typer.Option([], help="ensemble component=weight, e.g. motion=2 (repeatable; default: "
+                                       "prompts, description, motion, paraphrases equally)."),
+    model: str = typer.Option(None, help="Local sentence-transformers folder (default: packaged all-MiniLM-L6-v2)."),
     descriptions: Path = typer.Option(None, help="Descriptions per class (.txt, .csv idx,text, or .json)."),
     parts: Path = typer.Option(None, help="Parts per class (.csv idx,part or .json name -> [parts])."),
 ) -> None:
     """Embed class texts into a prototype file (one entry per variant)."""
-    from zsar.class_lists.text_files import read_class_names, read_class_texts
-    from zsar.extract.text import TextEncoder, build_prototypes
+    from zsar.extract.text import embed_classes
     from zsar.features.prototypes import save_prototypes
 
-    names = read_class_names(class_names)
-    desc = read_class_texts(descriptions, names) if descriptions else None
-    part_texts = read_class_texts(parts, names) if parts else None
-    encoder = TextEncoder(model)
-    protos = [build_prototypes(encoder, range(len(names)), names, v, None, desc, part_texts) for v in variant]
-    typer.echo(f"wrote {save_prototypes(out, protos)} ({len(names)} classes, variants {', '.join(variant)})")
+    protos = embed_classes(classes, variant, class_text, model, descriptions, parts, _weights(ensemble))
+    typer.echo(f"wrote {save_prototypes(out, protos)} ({len(protos[0].class_names)} classes, variants "
+               f"{', '.join(variant)}; {protos[0].dim}-d, model {protos[0].text_model})")
+
+
+def _weights(items: list[str]) -> dict[str, float] | None:
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value) if sep else 1.0
+        except ValueError as exc:
+            raise ZsarError(f"--ensemble {item!r}: write component=weight, e.g. motion=2") from exc
+    return out
+
+
+@text_app.command("similarity")
+def text_similarity(
+    classes: str = typer.Argument(..., help="A built-in list (ntu60, ...), a class-names file, or a prototype file "
+                                  "(.h5)."),
+    out: Path = typer.Option(..., help="Output: .csv (with class names) or .npy (the [C, C] matrix)."),
+    variant: str = typer.Option("prompts", help="The text variant to compare (see `text embed`)."),
+    class_text: Path = typer.Option(None, help="Class text file (built-in lists have theirs)."),
+    model: str = typer.Option(None, help="Local sentence-transformers folder (default: packaged MiniLM)."),
+) -> None:
+    """Write the classes' [C, C] cosine similarity matrix of one text variant."""
+    from zsar.evaluate.semantics import write_similarity
+    from zsar.extract.text import embed_classes
+    from zsar.features.prototypes import load_prototypes
+
+    if classes.endswith((".h5", ".hdf5")):
+        protos = load_prototypes(classes, variant)
+    else:
+        protos = embed_classes(classes, [variant], class_text, model)[0]
+    typer.echo(f"wrote {write_similarity(protos, out)} ({len(protos.class_names)} x {len(protos.class_names)}, "
+               f"variant {variant})")
+
+
+@text_app.command("template")
+def text_template(
+    classes: str = typer.Argument(..., help="A class-names file (.txt or .csv) or a built-in list."),
+    out: Path = typer.Option(..., help="Class text file to write (.toml); an existing file is not replaced."),
+) -> None:
+    """Start a class text file for your classes: every field to fill in (docs/class_text.md)."""
+    from zsar.atomic import write_text_atomic
+    from zsar.class_lists.class_text import class_text_template, resolve_classes
+
+    if out.exists():
+        raise ZsarError("exists; choose another name (a filled-in file is never replaced)", out)
+    names, _ = resolve_classes(classes)
+    write_text_atomic(out, class_text_template(names))
+    typer.echo(f"wrote {out} ({len(names)} classes): fill in every field, then check it with "
+               f"`zsar text check {classes} {out}`")
+
+
+@text_app.command("check")
+def text_check(
+    classes: str = typer.Argument(..., help="A class-names file or a built-in list."),
+    class_text: Path = typer.Argument(..., help="The class text file to check."),
+) -> None:
+    """Check a class text file against the class names (every class present, ids and names agreeing, no empty
+    field); lists every problem."""
+    from zsar.class_lists.class_text import resolve_classes
+
+    names, texts = resolve_classes(classes, class_text)
+    fields = [k for k in ("description", "motion", "parts", "paraphrases") if texts[0].field(k) is not None]
+    typer.echo(f"{class_text}: ok, {len(names)} classes with {', '.join(fields) or 'names only'}")
 
 
 @splits_app.command("list")

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from zsar.class_lists import random_split
@@ -7,6 +8,7 @@ from zsar.experiment.config import config_from_dict
 from zsar.experiment.runner import run_experiment
 from zsar.extract.text import build_prototypes
 from zsar.features import FeatureCache
+from zsar.features.prototypes import ClassPrototypes
 
 GRID = {"weight_decay": [1e-4, 1e-2], "temperature": [0.05, 0.2]}
 
@@ -47,6 +49,31 @@ def test_gzsl_reports_calibrated_stacking_chosen_on_validation(problem):
     assert g["cs_selection"]["gate_selection"]["threshold"] >= 0.25
     assert g["cs_gamma"] == g["cs_selection"]["gamma"] and "validation_h" in g["cs_selection"]
     assert 0 <= g["ausuc"] <= 100
+
+
+def test_the_text_variant_is_chosen_on_validation(problem):
+    train, test, protos, split = problem
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=protos.vectors.shape).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    texts = {"noise": ClassPrototypes(protos.class_ids, protos.class_names, noise, "noise", protos.texts, "random"),
+             "name": protos}
+    result = run_protocol("nearest_prototype", {}, {}, train, test, split, texts, 0, gzsl=False)
+    assert {row["text_variant"] for row in result.selection} == {"noise", "name"}
+    best = {row["text_variant"]: row["validation_top1"] for row in result.selection}
+    chosen = max(texts, key=lambda v: (best[v], -list(texts).index(v)))  # the best; the first of equals
+    assert result.text_variant == chosen and result.summary()["text_variant"] == chosen
+    # the same run as the protocol on the chosen variant alone, whose test score played no part
+    alone = run_protocol("nearest_prototype", {}, {}, train, test, split, texts[chosen], 0, gzsl=False)
+    assert alone.zsl == result.zsl and alone.selection == []
+    # validation scores alone decide: a variant that wins on validation is chosen whatever it does on test
+    reordered = run_protocol("nearest_prototype", {}, {}, train, test, split, dict(reversed(texts.items())), 0,
+                             gzsl=False)
+    assert reordered.text_variant == (chosen if best["noise"] != best["name"] else "name")
+    # an epoch-selecting head ranks every epoch of every variant; equal variants: the first given
+    picked = run_protocol("linear_projection", {"epochs": 3}, {}, train, test, split, {"a": protos, "b": protos}, 0,
+                          gzsl=False)
+    assert picked.text_variant == "a" and len(picked.selection) == 2 * 1
 
 
 @pytest.mark.slow

@@ -89,3 +89,15 @@ def test_a_given_prototype_file_must_hold_the_variant(tmp_path):
     assert check_experiment(config_from_dict(ok, base_dir=str(tmp_path))).runs == 12
     problems = _problems({**GOOD, "text": {"prototypes": "p.h5", "variant": "chat"}}, str(tmp_path))
     assert len(problems) == 1 and "[text] prototypes" in problems[0] and "chat" in problems[0]
+
+
+def test_text_settings_are_checked(tmp_path):
+    (tmp_path / "bad.toml").write_text('format = "zsar-class-text/1"\n[[class]]\nid = 0\n', encoding="utf-8")
+    problems = _problems({**GOOD, "text": {"variant": ["prompts", "poem", "ensemble"],
+                                           "ensemble": {"motion": -1}, "class_text": "bad.toml"}},
+                         base_dir=str(tmp_path))
+    text = "\n".join(problems)
+    assert "'poem'" in text and "[text] ensemble" in text and "bad.toml" in text and "`name` is missing" in text
+    assert "[text] variant" in _problems({**GOOD, "text": {"variant": ["motion", "motion"]}})[0]
+    ok = check_experiment(config_from_dict({**GOOD, "text": {"variant": ["prompts", "motion", "ensemble"]}}))
+    assert ok.runs == 2 * 2 * 3

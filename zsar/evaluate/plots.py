@@ -54,3 +54,20 @@ def per_class_png(accuracy: dict[str, float], title: str, chance: float | None =
         ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title, fontsize=10)
     return _png(fig)
+
+
+def similarity_png(matrix: np.ndarray, rows: list[str], columns: list[str], title: str) -> str:
+    """Heatmap of cosine similarities (rows x columns), values printed when the matrix is small."""
+    fig, ax = plt.subplots(figsize=(min(3 + 0.32 * len(columns), 18), min(1.5 + 0.35 * len(rows), 14)))
+    image = ax.imshow(matrix, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=70, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_xlabel("seen classes")
+    ax.set_ylabel("unseen classes")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.03, label="cosine")
+    if matrix.size <= 400:
+        for i in range(matrix.shape[0]):
+            for j in range(matrix.shape[1]):
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6, color="white")
+    return _png(fig)

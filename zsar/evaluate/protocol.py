@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -49,10 +50,12 @@ class RunResult:
     predictions: pd.DataFrame
     fit_info: dict = field(default_factory=dict)
     fitted: Head | None = None
+    text_variant: str | None = None
 
     def summary(self) -> dict:
         return {"head": self.head, "split": self.split, "seed": self.seed, "params": self.params,
-                "selection": self.selection, "zsl": self.zsl, "gzsl": self.gzsl, "fit": self.fit_info}
+                "text_variant": self.text_variant, "selection": self.selection, "zsl": self.zsl, "gzsl": self.gzsl,
+                "fit": self.fit_info}
 
 
 def _require_samples(data: FeatureSet, classes, what: str, split: ZeroShotSplit) -> None:
@@ -102,11 +105,12 @@ def rank_parameters(
 
 def select_parameters(
     head_name: str, base_params: dict, grid: dict, train: FeatureSet, split: ZeroShotSplit,
-    prototypes: ClassPrototypes, seed: int, backend: str = "auto", device: str = "cpu",
+    prototypes: ClassPrototypes, seed: int, backend: str = "auto", device: str = "cpu", always_rank: bool = False,
 ) -> tuple[dict, list]:
-    """Best parameters (and epoch count, for heads that report epochs) by validation ZSL top-1."""
+    """Best parameters (and epoch count, for heads that report epochs) by validation ZSL top-1. A single setting
+    is not scored unless `always_rank` (when the score is compared with other text variants)."""
     combos = _grid_combos(grid)
-    if combos == [{}] and not head_class(head_name).epoch_selection:
+    if combos == [{}] and not head_class(head_name).epoch_selection and not always_rank:
         return dict(base_params), []
     if not split.validation_unseen:
         return dict(base_params), [{"note": "no validation classes; defaults used"}]
@@ -122,6 +126,37 @@ def select_parameters(
     progress.chosen(f"{', '.join(f'{k}={v}' for k, v in picked.items()) or 'defaults'} "
                     f"(validation top-1 {best:.1f})")
     return params, table
+
+
+def choose_text_variant(
+    head_name: str, base_params: dict, grid: dict, train: FeatureSet, test: FeatureSet, split: ZeroShotSplit,
+    texts: Mapping[str, ClassPrototypes], seed: int, backend: str, device: str, on_test: bool,
+) -> tuple[str, dict, list]:
+    """(text variant, parameters, table): with several variants, every one is ranked with the head's grid on the
+    validation problem (on test only in the flagged papers' mode) and the best variant with its best setting wins
+    (the first of equals, in the order given). The table's rows name their variant."""
+    ranked = []
+    for variant, prototypes in texts.items():
+        if len(texts) > 1:
+            progress.stage(f"text variant {variant!r}")
+        if on_test:
+            params, table = select_on_test(head_name, base_params, grid, train, test, split, prototypes, seed,
+                                           backend, device)
+        else:
+            params, table = select_parameters(head_name, base_params, grid, train, split, prototypes, seed, backend,
+                                              device, always_rank=len(texts) > 1)
+        ranked.append((variant, params, [{**row, "text_variant": variant} for row in table]))
+    if len(ranked) == 1:
+        variant, params, table = ranked[0]
+        return variant, params, [{k: v for k, v in row.items() if k != "text_variant"} for row in table]
+    metric = "test_top1" if on_test else "validation_top1"
+    scores = [max((row[metric] for row in table if metric in row), default=None) for _, _, table in ranked]
+    if any(score is None for score in scores):  # no validation classes: nothing to choose with
+        variant, params, table = ranked[0]
+        return variant, params, table
+    best = max(range(len(ranked)), key=lambda i: (scores[i], -i))
+    progress.chosen(f"text variant {ranked[best][0]!r} (validation top-1 {scores[best]:.1f})")
+    return ranked[best][0], ranked[best][1], [row for _, _, table in ranked for row in table]
 
 
 def unseen_class_scores(head: Head, data: FeatureSet, all_scores: np.ndarray, all_classes: list[int],
@@ -196,26 +231,27 @@ def with_training_device(head_name: str, params: dict, device: str) -> dict:
 
 def run_protocol(
     head_name: str, base_params: dict, grid: dict | None, train: FeatureSet, test: FeatureSet,
-    split: ZeroShotSplit, prototypes: ClassPrototypes, seed: int, gzsl: bool = True, top_k: int = 5,
-    backend: str = "auto", device: str = "cpu", selection_on_test: bool = False,
+    split: ZeroShotSplit, prototypes: ClassPrototypes | Mapping[str, ClassPrototypes], seed: int, gzsl: bool = True,
+    top_k: int = 5, backend: str = "auto", device: str = "cpu", selection_on_test: bool = False,
     validation: FeatureSet | None = None,
 ) -> RunResult:
     """One head, split and seed. `selection_on_test` reproduces the papers' test-set model selection,
     for comparison only (the report labels it); by default parameters are chosen on validation.
+    `prototypes`: one text variant, or several by name: then the variant is chosen like a parameter.
     `validation`: features for the validation problem from an encoder that never saw the validation-unseen
     classes (as the published releases ship them); by default the training features serve."""
     validation = train if validation is None else validation
+    texts = {prototypes.variant: prototypes} if isinstance(prototypes, ClassPrototypes) else dict(prototypes)
     grid = head_class(head_name).search_space if grid is None else grid
     base_params = with_training_device(head_name, base_params, device)
     seen_train = train.with_classes(split.seen)
     _require_samples(seen_train, split.seen, "seen (training)", split)
     if selection_on_test:
         _require_samples(test.with_classes(split.unseen), split.unseen, "unseen test", split)
-        params, selection = select_on_test(head_name, base_params, grid, train, test, split, prototypes, seed,
-                                           backend, device)
-    else:
-        params, selection = select_parameters(head_name, base_params, grid, validation, split, prototypes, seed,
-                                              backend, device)
+    variant, params, selection = choose_text_variant(head_name, base_params, grid, train if selection_on_test else
+                                                     validation, test, split, texts, seed, backend, device,
+                                                     selection_on_test)
+    prototypes = texts[variant]
     head = build_head(head_name, params)
     progress.stage("fitting on the seen classes")
     fit_info = head.fit(seen_train.embeddings, seen_train.labels, prototypes.subset(split.seen), seed=seed)
@@ -258,5 +294,5 @@ def run_protocol(
         head=head_name, split=split.name, seed=seed, params=params, selection=selection, zsl=zsl, gzsl=gzsl_result,
         zsl_per_class=per_class_accuracy(predicted, zsl_test.labels, split.unseen),
         zsl_confusion=confusion_matrix(zsl_test.labels, predicted, split.unseen),
-        predictions=pd.concat(tables, ignore_index=True), fit_info=fit_info, fitted=head,
+        predictions=pd.concat(tables, ignore_index=True), fit_info=fit_info, fitted=head, text_variant=variant,
     )

@@ -15,8 +15,11 @@ from zsar import __version__
 from zsar.atomic import write_text_atomic
 from zsar.evaluate.comparison import COMPARISON_HEADER, comparison_rows
 from zsar.evaluate.plots import confusion_png, per_class_png
+from zsar.evaluate.semantics import semantics_rows
 
 ZSL_KEYS = ("top1", "top5", "per_class_mean")
+SEMANTICS_HEADER = ["split", "unseen class", "nearest seen classes by text (cosine)"]
+RUN_HEADER = ["head", "split", "seed", "text", "params", "ZSL top-1", "GZSL H"]
 COMPARISON_NOTE = ("A difference is within noise when it is small against its standard error over runs, or when "
                    "McNemar's p (samples pooled over runs, no correction for the number of pairs) is large.")
 GZSL_KEYS = ("seen", "unseen", "h", "cs_seen", "cs_unseen", "cs_h", "gate_seen", "gate_unseen", "gate_h", "ausuc")
@@ -88,12 +91,13 @@ def markdown(report: dict) -> str:
               "- GZSL S/U are per-class mean accuracies; H is their harmonic mean. GZSL = plain arg-max over all "
               "classes; CS = calibrated stacking, its seen-class penalty chosen on the validation problem; "
               "gate = seen/unseen domain classifier fitted on the validation problem; "
-              "AUSUC = area under the seen-unseen curve (threshold-free).", "",
-              "## Runs", "", "| head | split | seed | params | ZSL top-1 | GZSL H |", "|---|---|---|---|---|---|"]
-    for r in report["runs"]:
-        h = f"{r['gzsl']['h']:.2f}" if r["gzsl"] else "-"
-        lines.append(f"| {r['head']} | {r['split']} | {r['seed']} | `{json.dumps(r['params'])}` | "
-                     f"{r['zsl']['top1']:.2f} | {h} |")
+              "AUSUC = area under the seen-unseen curve (threshold-free).", ""]
+    semantics = semantics_rows(report.get("text_semantics", {}))
+    if semantics:
+        lines += ["## Class text: what each unseen class borrows from", "", "| " + " | ".join(SEMANTICS_HEADER) + " |",
+                  "|---" * len(SEMANTICS_HEADER) + "|", *("| " + " | ".join(row) + " |" for row in semantics), ""]
+    lines += ["## Runs", "", "| " + " | ".join(RUN_HEADER) + " |", "|---" * len(RUN_HEADER) + "|"]
+    lines += ["| " + " | ".join(row[:4]) + f" | `{row[4]}` | " + " | ".join(row[5:]) + " |" for row in run_rows(report)]
     lines += ["", "## Caches", ""]
     for role, c in cache_entries(report):
         trained = c.get("trained_classes")
@@ -101,6 +105,12 @@ def markdown(report: dict) -> str:
                      + (f", encoder trained on classes {trained}" if trained is not None else ""))
     lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in report["versions"].items()), ""]
     return "\n".join(lines)
+
+
+def run_rows(report: dict) -> list[list[str]]:
+    """One row per run: head, split, seed, text variant, params, ZSL top-1, GZSL H."""
+    return [[r["head"], r["split"], str(r["seed"]), str(r.get("text_variant") or "-"), json.dumps(r["params"]),
+             f"{r['zsl']['top1']:.2f}", f"{r['gzsl']['h']:.2f}" if r["gzsl"] else "-"] for r in report["runs"]]
 
 
 def cache_entries(report: dict) -> list[tuple[str, dict]]:
@@ -128,9 +138,8 @@ def html_report(report: dict, figures: list[tuple[str, str]]) -> str:
         results.append([name, *(_fmt(s["zsl"][k]) for k in ZSL_KEYS),
                         *((_fmt(g[k]) if k in g else "-" for k in GZSL_KEYS) if g else ["-"] * len(GZSL_KEYS)),
                         f"{s['chance_top1']['mean']:.2f}"])
-    runs = [[r["head"], r["split"], r["seed"], json.dumps(r["params"]), f"{r['zsl']['top1']:.2f}",
-             f"{r['gzsl']['h']:.2f}" if r["gzsl"] else "-"] for r in report["runs"]]
     comparisons = report.get("comparisons", [])
+    semantics = semantics_rows(report.get("text_semantics", {}))
     p = report["protocol"]
     protocol = "".join(f"<li>{html.escape(k.replace('_', ' '))}: {html.escape(str(v))}</li>" for k, v in p.items())
     caches = "".join(f"<li>{html.escape(role)}: <code>{html.escape(c['path'])}</code> fingerprint "
@@ -149,8 +158,10 @@ def html_report(report: dict, figures: list[tuple[str, str]]) -> str:
                      "CS H", "gate S", "gate U", "gate H", "AUSUC", "chance"], results)
             + (f"<h2>Paired comparisons (ZSL top-1)</h2>{table(COMPARISON_HEADER, comparison_rows(comparisons))}"
                f"<p>{html.escape(COMPARISON_NOTE)}</p>" if comparisons else "")
-            + f"<h2>Protocol</h2><ul>{protocol}</ul><h2>Figures</h2>{figs}<h2>Runs</h2>"
-            + table(["head", "split", "seed", "params", "ZSL top-1", "GZSL H"], runs)
+            + f"<h2>Protocol</h2><ul>{protocol}</ul>"
+            + (f"<h2>Class text: what each unseen class borrows from</h2>{table(SEMANTICS_HEADER, semantics)}"
+               if semantics else "")
+            + f"<h2>Figures</h2>{figs}<h2>Runs</h2>" + table(RUN_HEADER, run_rows(report))
             + f"<h2>Caches</h2><ul>{caches}</ul><h2>Versions</h2><p>"
             + html.escape(", ".join(f"{k} {v}" for k, v in report["versions"].items()))
             + "</p><h2>Config</h2><pre>" + html.escape(json.dumps(report["config"], indent=2)) + "</pre></body></html>")

@@ -8,10 +8,11 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from zsar.class_lists.class_text import read_class_text
 from zsar.class_lists.splits import builtin_split_names, load_split
 from zsar.errors import ZsarError
 from zsar.experiment.config import ExperimentConfig
-from zsar.extract.text import VARIANTS
+from zsar.extract.text import VARIANTS, ensemble_weights
 from zsar.heads.base import build_config
 from zsar.heads.configs import HEAD_CONFIGS
 from zsar.scoring import BACKENDS
@@ -58,7 +59,8 @@ def _check_paths(config: ExperimentConfig, check: ConfigCheck) -> None:
     named = {"[data] cache": config.data.cache, "[data] validation_cache": config.data.validation_cache,
              "[data] dataset": config.data.dataset, "[encoder] checkpoint": config.encoder.checkpoint,
              "[encoder] mm_config": config.encoder.mm_config, "[text] descriptions": config.text.descriptions,
-             "[text] parts": config.text.parts, "[text] class_names": config.text.class_names,
+             "[text] parts": config.text.parts, "[text] class_text": config.text.class_text,
+             "[text] class_names": config.text.class_names,
              "[text] prototypes": config.text.prototypes}
     if config.text.model and ("/" in config.text.model or config.text.model.startswith(".")):
         named["[text] model"] = config.text.model
@@ -68,18 +70,36 @@ def _check_paths(config: ExperimentConfig, check: ConfigCheck) -> None:
 
 
 def _check_text(config: ExperimentConfig, check: ConfigCheck) -> None:
-    """The variant is one zsar embeds, or (with [text] prototypes) one the given prototype file holds."""
-    given = config.resolve(config.text.prototypes)
+    """The variants are ones zsar embeds (or, with [text] prototypes, ones the given file holds), the ensemble's
+    weights are valid and a given class text file reads."""
+    t = config.text
+    variants = t.variants
+    if not variants or not all(isinstance(v, str) for v in variants) or len(set(variants)) != len(variants):
+        check.add(f"[text] variant = {t.variant!r}: give one variant or a list of different variants")
+        return
+    given = config.resolve(t.prototypes)
     if given is None:
-        if config.text.variant not in VARIANTS:
-            check.add(f"[text] variant = {config.text.variant!r}: choose from {VARIANTS}")
+        for variant in (v for v in variants if v not in VARIANTS):
+            check.add(f"[text] variant = {variant!r}: choose from {VARIANTS}")
     elif given.exists():
         from zsar.features.prototypes import load_prototypes
 
+        for variant in variants:
+            try:
+                load_prototypes(given, variant)
+            except ZsarError as exc:
+                check.add(f"[text] prototypes: {exc}")
+    if "ensemble" in variants:
         try:
-            load_prototypes(given, config.text.variant)
+            ensemble_weights(t.ensemble)
         except ZsarError as exc:
-            check.add(f"[text] prototypes: {exc}")
+            check.add(f"[text] ensemble: {exc.problem}")
+    path = config.resolve(t.class_text)
+    if path is not None and path.exists():
+        try:
+            read_class_text(path)
+        except ZsarError as exc:
+            check.add(str(exc))
 
 
 def _data_classes(config: ExperimentConfig, check: ConfigCheck) -> int | None:

@@ -28,13 +28,18 @@ validation_encoder = false    # trained encoders: also train one per split on th
 
 [text]
 model = "all-MiniLM-L6-v2"    # the packaged default; or a local sentence-transformers folder
-variant = "prompts"           # name | prompts | description | parts
+variant = "prompts"           # name | prompts | description | motion | parts | paraphrases | ensemble, or a list
+                              # of them: each head then chooses its variant on the validation problem
+class_text = "classes.toml"   # description / motion / parts / paraphrases: a class text file (docs/class_text.md);
+                              # built-in class lists (NTU, PKU-MMD, HRI30, NW-UCLA, the demo) have their own
+ensemble = { prompts = 1.0, motion = 1.0 }  # ensemble: components and weights (default: prompts, description,
+                              # motion, paraphrases, equally weighted)
 templates = ["a person {}."]  # prompts: optional own templates
-descriptions = "desc.json"    # description: file of texts per class
-parts = "parts.json"          # parts: file of parts per class (synthetic data has built-in parts)
+descriptions = "desc.json"    # description: a file of texts per class (overrides the class text's descriptions)
+parts = "parts.json"          # parts: a file of parts per class (overrides the class text's parts)
 part_weights = [0.6, 0.4]     # parts: optional weights of the part positions
 class_names = "names.txt"     # optional: class names overriding the cache's
-prototypes = "protos.h5"      # optional: precomputed prototypes (of `variant`) instead of embedding texts
+prototypes = "protos.h5"      # optional: precomputed prototypes (of every `variant`) instead of embedding texts
 
 [splits]
 names = ["ntu60/55-5", "my_split.toml"]  # standard names or split files
@@ -93,13 +98,20 @@ class EncoderConfig:
 @dataclass(frozen=True)
 class TextConfig:
     model: str | None = None
-    variant: str = "prompts"
+    variant: str | list = "prompts"  # a list: chosen per head, split and seed on the validation problem
+    class_text: str | None = None  # a class text file; None: the built-in one whose class names match, if any
+    ensemble: dict | None = None  # variant "ensemble": component -> weight
     templates: list | None = None
     descriptions: str | None = None
     parts: str | None = None
     part_weights: list | None = None
     class_names: str | None = None
     prototypes: str | None = None  # a zsar prototype file (e.g. from `zsar import sadvae`) instead of embedding
+
+    @property
+    def variants(self) -> list[str]:
+        """The variant(s) asked for, as a list."""
+        return [self.variant] if isinstance(self.variant, str) else list(self.variant)
 
 
 @dataclass(frozen=True)

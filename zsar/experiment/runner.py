@@ -9,22 +9,24 @@ from pathlib import Path
 
 import numpy as np
 
+from zsar.class_lists.class_text import ClassText, find_builtin_class_text, read_class_text
 from zsar.class_lists.splits import ZeroShotSplit, load_split, random_split
 from zsar.class_lists.text_files import read_class_names, read_class_texts
 from zsar.compute import use_threads
 from zsar.datasets.skeleton_datasets import open_skeleton_dataset
 from zsar.datasets.source import SampleSource
-from zsar.datasets.synthetic import SyntheticConfig, synthetic_class_parts, synthetic_source
+from zsar.datasets.synthetic import SyntheticConfig, synthetic_source
 from zsar.errors import Interrupted, ZsarError
 from zsar.evaluate.comparison import compare_heads, zsl_correct
 from zsar.evaluate.protocol import run_protocol
 from zsar.evaluate.report import run_figures, summarise_head, versions, write_report
+from zsar.evaluate.semantics import semantics_figure, unseen_seen_similarity
 from zsar.experiment.check import check_experiment
 from zsar.experiment.config import ExperimentConfig, load_config
 from zsar.extract.encoder_training import EncoderTrainConfig, train_skeleton_encoder
 from zsar.extract.skeleton import extract_skeleton_network, extract_skeleton_stats
 from zsar.extract.skeleton_stats import ENCODER_NAME, SkeletonStatsConfig, SkeletonStatsEncoder
-from zsar.extract.text import TextEncoder, build_prototypes
+from zsar.extract.text import TextEncoder, TextSources, build_prototypes
 from zsar.features.fingerprint import file_sha256
 from zsar.features.prototypes import ClassPrototypes, load_prototypes, save_prototypes
 from zsar.features.reader import FeatureCache
@@ -104,23 +106,35 @@ def prepare_validation_features(config: ExperimentConfig, out: Path, split: Zero
                                      split_tag(split) + "__validation", progress)
 
 
-def prepare_prototypes(config: ExperimentConfig, class_names: list[str], out: Path) -> tuple[ClassPrototypes, Path]:
+def class_text_of(config: ExperimentConfig, class_names: list[str]) -> list[ClassText] | None:
+    """The experiment's class text: `[text] class_text`, else the built-in one whose classes are these."""
+    if config.text.class_text:
+        return read_class_text(config.resolve(config.text.class_text), class_names)
+    found = find_builtin_class_text(class_names)
+    return None if found is None else found[1]
+
+
+def prepare_prototypes(config: ExperimentConfig, class_names: list[str], out: Path
+                       ) -> tuple[dict[str, ClassPrototypes], Path]:
+    """Every text variant the experiment asks for, by name, and the one prototype file holding them."""
     t = config.text
     if t.prototypes:
         path = config.resolve(t.prototypes)
-        protos = load_prototypes(path, t.variant)
-        if len(protos.class_ids) != len(class_names):
-            raise ZsarError(f"{len(protos.class_ids)} prototypes for {len(class_names)} classes", path)
-        return protos, path
-    descriptions = read_class_texts(config.resolve(t.descriptions), class_names) if t.descriptions else None
-    parts = read_class_texts(config.resolve(t.parts), class_names) if t.parts else None
-    if t.variant == "parts" and parts is None and config.data.source == "synthetic":
-        parts = synthetic_class_parts()
+        texts = {variant: load_prototypes(path, variant) for variant in t.variants}
+        for protos in texts.values():
+            if len(protos.class_ids) != len(class_names):
+                raise ZsarError(f"{len(protos.class_ids)} prototypes for {len(class_names)} classes", path)
+        return texts, path
+    sources = TextSources(
+        templates=t.templates, class_text=class_text_of(config, class_names),
+        descriptions=read_class_texts(config.resolve(t.descriptions), class_names) if t.descriptions else None,
+        parts=read_class_texts(config.resolve(t.parts), class_names) if t.parts else None,
+        part_weights=t.part_weights)
     encoder = TextEncoder(t.model)
-    protos = build_prototypes(encoder, range(len(class_names)), class_names, t.variant, t.templates, descriptions,
-                              parts, t.part_weights)
-    path = save_prototypes(out / "cache" / f"prototypes__{t.variant}.h5", [protos])
-    return protos, path
+    texts = {variant: build_prototypes(encoder, range(len(class_names)), class_names, variant, sources, t.ensemble)
+             for variant in t.variants}
+    path = save_prototypes(out / "cache" / f"prototypes__{'+'.join(t.variants)}.h5", list(texts.values()))
+    return texts, path
 
 
 def resolve_splits(config: ExperimentConfig, num_classes: int) -> list[ZeroShotSplit]:
@@ -179,8 +193,9 @@ def _given_validation(config: ExperimentConfig, splits: list[ZeroShotSplit]):
 class _HeadRuns:
     """Every head x split x seed through the protocol, collecting what the report needs."""
 
-    def __init__(self, config: ExperimentConfig, out: Path, class_names: list[str], prototypes: ClassPrototypes):
-        self.config, self.out, self.class_names, self.prototypes = config, out, class_names, prototypes
+    def __init__(self, config: ExperimentConfig, out: Path, class_names: list[str],
+                 texts: dict[str, ClassPrototypes]):
+        self.config, self.out, self.class_names, self.texts = config, out, class_names, texts
         self.runs, self.figures, self.correct, self.loaded = [], [], {}, {}
 
     def features(self, cache: FeatureCache, split: str):
@@ -194,7 +209,7 @@ class _HeadRuns:
         tracker.start_run(spec.name, split.name, seed)
         train, test = self.features(cache, self.config.data.train_split), self.features(cache,
                                                                                          self.config.data.test_split)
-        result = run_protocol(spec.name, spec.params, spec.search, train, test, split, self.prototypes, seed,
+        result = run_protocol(spec.name, spec.params, spec.search, train, test, split, self.texts, seed,
                               ev.gzsl, ev.top_k, ev.search_backend, ev.device, ev.select_on_test,
                               validation=validation)
         run_dir = self.out / "runs" / spec.name / f"{split_tag(split)}__seed{seed}"
@@ -254,7 +269,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
     if interrupted:
         report["partial"] = {"finished_runs": len(heads.runs), "total_runs": tracker.total,
                              "reason": "interrupted (Ctrl-C); heads, splits or seeds are missing"}
-    write_report(out, report, heads.figures)
+    first_split, semantics = next(iter(report["text_semantics"].items()))
+    write_report(out, report, [*heads.figures, semantics_figure(first_split, semantics)])
     if interrupted:
         raise Interrupted(len(heads.runs), tracker.total, out / "report.html")
     return report
@@ -297,13 +313,21 @@ def _assemble_report(config: ExperimentConfig, splits: list[ZeroShotSplit], head
             "features_by_split": {name: _cache_record(c) for name, c in caches.items()},
             "validation_features": _cache_record(validation_cache) if validation_cache is not None else None,
             "validation_features_by_split": {name: _cache_record(c) for name, c in validation_caches.items()},
-            "prototypes": {"path": str(proto_path), "fingerprint": file_sha256(proto_path),
-                           "text_model": prototypes.text_model, "variant": prototypes.variant},
+            "prototypes": _prototype_record(prototypes, proto_path),
         },
     }
     if report["gzsl"] is None:
         del report["gzsl"]
+    shown = next(iter(prototypes.values()))  # the first variant asked for
+    report["text_semantics"] = {split.name: unseen_seen_similarity(shown, split) for split in splits}
     return report
+
+
+def _prototype_record(texts: dict[str, ClassPrototypes], path: Path) -> dict:
+    first = next(iter(texts.values()))
+    return {"path": str(path), "fingerprint": file_sha256(path), "text_model": first.text_model,
+            "text_model_sha256": first.text_model_sha256, "dim": first.dim, "variant": list(texts),
+            "ensemble_views": {v: p.view_names for v, p in texts.items() if p.view_names}}
 
 
 def _cache_record(cache: FeatureCache) -> dict:

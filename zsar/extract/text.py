@@ -1,32 +1,44 @@
 """Text embeddings of classes with sentence-transformers, in several variants.
 
-Every variant reduces to a list of texts per class; each text is embedded, the class vector is the
+Every plain variant reduces to a list of texts per class; each text is embedded, the class vector is the
 (weighted) mean of its unit text vectors, L2-normalised again:
 
 - `name`: the class name itself (CamelCase and underscores turned into words);
 - `prompts`: the name inside each prompt template, averaged (prompt ensembling);
-- `description`: user descriptions, several per class averaged;
-- `parts`: the class decomposed into parts (action / direction / object ...), each part embedded
+- `description`: what the action is (the class text file's `description`, or a user description file);
+- `motion`: which body parts move how (the class text file's `motion`);
+- `parts`: the class decomposed into parts (verb / body part or direction / object), each part embedded
   on its own and the parts composed, so that unseen classes recombining seen parts get prototypes
-  near the classes they share parts with.
+  near the classes they share parts with;
+- `paraphrases`: the name and its paraphrases, averaged.
+
+`ensemble` is the weighted mean of several plain variants' class vectors; it keeps each component as a *view*
+([V, C, D]), so heads can train on several texts per class (multi-semantic training) and score with the mean.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from zsar.class_lists.class_text import ClassText
 from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
-VARIANTS = ("name", "prompts", "description", "parts")
+PLAIN_VARIANTS = ("name", "prompts", "description", "motion", "parts", "paraphrases")
+VARIANTS = (*PLAIN_VARIANTS, "ensemble")
+# the default ensemble: every variant that says something beyond the name, equally weighted
+DEFAULT_ENSEMBLE = {"prompts": 1.0, "description": 1.0, "motion": 1.0, "paraphrases": 1.0}
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".h5", ".msgpack")
 # Our own prompt templates for human actions; `{}` is replaced by the readable class name.
 DEFAULT_TEMPLATES = (
     "{}",
@@ -70,11 +82,17 @@ class TextEncoder:
         self.name = model or DEFAULT_TEXT_MODEL
         location = resolve_text_model(model)
         self.batch_size = batch_size
+        if not Path(location).is_dir():
+            raise ZsarError("text model: not a local sentence-transformers folder (models are never downloaded; "
+                            "give the folder's path, or leave `model` unset for the packaged MiniLM)", location)
         try:
             self._model = SentenceTransformer(location, device=device)
         except Exception as exc:  # noqa: BLE001 - any loading failure becomes one clear message
-            hint = "" if Path(location).exists() else " (not a local folder; downloads are not possible offline)"
-            raise ZsarError(f"cannot load text model{hint}: {exc}", location) from exc
+            raise ZsarError(f"cannot load text model: {exc}", location) from exc
+        dimension = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension  # renamed in sentence-transformers 5
+        self.dim = int(dimension() or 0)
+        self.weights_sha256 = weights_digest(Path(location))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """[N, D] float32, unit rows."""
@@ -87,32 +105,65 @@ class TextEncoder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-def class_texts(
-    class_names: Sequence[str],
-    variant: str,
-    templates: Sequence[str] | None = None,
-    descriptions: Sequence[Sequence[str]] | None = None,
-    parts: Sequence[Sequence[str]] | None = None,
-) -> list[list[str]]:
-    """The texts each class is embedded from, for a variant."""
+
+
+def weights_digest(folder: Path) -> str:
+    """sha256 over a model folder's weight files (relative path and bytes, in path order)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
+    if not files:
+        raise ZsarError("text model folder holds no weight files", folder)
+    for path in files:
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TextSources:
+    """What the variants are built from: prompt templates, the class text file, and the older per-variant user
+    files (a description or parts file given on its own overrides the class text's field)."""
+
+    templates: Sequence[str] | None = None
+    class_text: Sequence[ClassText] | None = None
+    descriptions: Sequence[Sequence[str]] | None = None
+    parts: Sequence[Sequence[str]] | None = None
+    part_weights: Sequence[float] | None = None
+
+
+def class_texts(class_names: Sequence[str], variant: str, sources: TextSources | None = None) -> list[list[str]]:
+    """The texts each class is embedded from, for a plain variant."""
+    sources = sources or TextSources()
     names = [readable_name(n) for n in class_names]
     if variant == "name":
         return [[n] for n in names]
     if variant == "prompts":
-        templates = list(templates or DEFAULT_TEMPLATES)
+        templates = list(sources.templates or DEFAULT_TEMPLATES)
         bad = [t for t in templates if t.count("{}") != 1]
         if bad:
             raise ZsarError(f"prompt templates need exactly one '{{}}': {bad}")
         return [[t.format(n) for t in templates] for n in names]
-    if variant == "description":
-        if descriptions is None:
-            raise ZsarError("variant 'description' needs descriptions (a description file)")
-        return _per_class(descriptions, class_names, "descriptions")
-    if variant == "parts":
-        if parts is None:
-            raise ZsarError("variant 'parts' needs the parts of each class (a parts file)")
-        return _per_class(parts, class_names, "parts")
+    given = {"description": sources.descriptions, "parts": sources.parts}.get(variant)
+    if given is not None:  # a user file for this one variant
+        return _per_class(given, class_names, variant)
+    if variant in ("description", "motion", "parts", "paraphrases"):
+        texts = _from_class_text(sources.class_text, class_names, variant)
+        return [[n, *t] for n, t in zip(names, texts)] if variant == "paraphrases" else texts
     raise ZsarError(f"unknown text variant {variant!r}; choose from {VARIANTS}")
+
+
+def _from_class_text(class_text: Sequence[ClassText] | None, class_names: Sequence[str], key: str) -> list[list[str]]:
+    if class_text is None:
+        raise ZsarError(f"variant {key!r} needs class text: these classes have no built-in class text file, so give "
+                        "one ([text] class_text, or --class-text; `zsar text template NAMES` starts it)")
+    if [t.name for t in class_text] != list(class_names):
+        raise ZsarError("the class text's classes differ from the class names")
+    values = [t.field(key) for t in class_text]
+    if any(v is None for v in values):
+        raise ZsarError(f"variant {key!r}: the class text file has no `{key}` field; add it for every class")
+    return [[v] if isinstance(v, str) else list(v) for v in values]
 
 
 def _per_class(values: Sequence[Sequence[str]], class_names: Sequence[str], what: str) -> list[list[str]]:
@@ -128,8 +179,8 @@ def _per_class(values: Sequence[Sequence[str]], class_names: Sequence[str], what
 def compose(vectors: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:
     """Weighted mean of unit vectors [K, D], renormalised -> [D]."""
     w = np.ones(len(vectors), dtype=np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
-    if w.shape != (len(vectors),) or w.sum() <= 0:
-        raise ZsarError(f"need {len(vectors)} positive weights, got {list(w)}")
+    if w.shape != (len(vectors),) or w.sum() <= 0 or (w < 0).any():
+        raise ZsarError(f"need {len(vectors)} non-negative weights with a positive sum, got {list(w)}")
     mean = (w[:, None] * vectors).sum(0) / w.sum()
     norm = np.linalg.norm(mean)
     if norm < 1e-8:
@@ -137,27 +188,68 @@ def compose(vectors: np.ndarray, weights: Sequence[float] | None = None) -> np.n
     return (mean / norm).astype(np.float32)
 
 
+def ensemble_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
+    """The ensemble's components and weights (the default when None), checked."""
+    weights = dict(DEFAULT_ENSEMBLE if weights is None else weights)
+    bad = sorted(set(weights) - set(PLAIN_VARIANTS))
+    if bad or not weights:
+        raise ZsarError(f"ensemble components {bad or '(none)'}: choose from {PLAIN_VARIANTS}")
+    wrong = {k: v for k, v in weights.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}
+    if wrong or sum(weights.values()) <= 0:
+        raise ZsarError(f"ensemble weights must be non-negative numbers with a positive sum, got {weights}")
+    return {k: float(v) for k, v in weights.items()}
+
+
 def build_prototypes(
-    encoder: TextEncoder,
-    class_ids: Sequence[int],
-    class_names: Sequence[str],
-    variant: str = "prompts",
-    templates: Sequence[str] | None = None,
-    descriptions: Sequence[Sequence[str]] | None = None,
-    parts: Sequence[Sequence[str]] | None = None,
-    part_weights: Sequence[float] | None = None,
+    encoder: TextEncoder, class_ids: Sequence[int], class_names: Sequence[str], variant: str = "prompts",
+    sources: TextSources | None = None, ensemble: Mapping[str, float] | None = None,
 ) -> ClassPrototypes:
-    """Embed the classes' texts and compose one unit prototype per class."""
-    texts = class_texts(class_names, variant, templates, descriptions, parts)
-    flat = [t for group in texts for t in group]
-    vectors = encoder.embed(flat)
+    """Embed the classes' texts and compose one unit prototype per class (an `ensemble` keeps its components
+    as views)."""
+    if variant == "ensemble":
+        weights = ensemble_weights(ensemble)
+        parts = [build_prototypes(encoder, class_ids, class_names, v, sources) for v in weights]
+        views = np.stack([p.vectors for p in parts])
+        vectors = np.stack([compose(views[:, c], list(weights.values())) for c in range(views.shape[1])])
+        texts = [[t for p in parts for t in p.texts[c]] for c in range(len(class_names))]
+        return _prototypes(encoder, class_ids, class_names, vectors, variant, texts, views, list(weights))
+    texts = class_texts(class_names, variant, sources)
+    vectors = encoder.embed([t for group in texts for t in group])
+    part_weights = sources.part_weights if sources is not None and variant == "parts" else None
     out, start = [], 0
     for group in texts:
         block = vectors[start : start + len(group)]
         start += len(group)
-        weights = part_weights[: len(group)] if (variant == "parts" and part_weights) else None
-        out.append(compose(block, weights))
+        out.append(compose(block, part_weights[: len(group)] if part_weights else None))
+    return _prototypes(encoder, class_ids, class_names, np.stack(out), variant, texts)
+
+
+def _prototypes(encoder: TextEncoder, class_ids, class_names, vectors, variant, texts, views=None,
+                view_names=None) -> ClassPrototypes:
     return ClassPrototypes(
-        class_ids=np.asarray(class_ids, dtype=np.int64), class_names=list(class_names),
-        vectors=np.stack(out), variant=variant, texts=texts, text_model=encoder.name,
+        class_ids=np.asarray(class_ids, dtype=np.int64), class_names=list(class_names), vectors=vectors,
+        variant=variant, texts=texts, text_model=encoder.name,
+        text_model_sha256=getattr(encoder, "weights_sha256", None), views=views, view_names=view_names,
     )
+
+
+
+def embed_classes(
+    classes: str | Path, variants: Sequence[str], class_text: str | Path | None = None, model: str | None = None,
+    descriptions: str | Path | None = None, parts: str | Path | None = None,
+    ensemble: Mapping[str, float] | None = None,
+) -> list[ClassPrototypes]:
+    """Prototypes of every variant for a built-in class list or a class-names file (class text: `class_text`, else
+    the built-in one of these classes), embedded with one model."""
+    from zsar.class_lists.class_text import resolve_classes
+    from zsar.class_lists.text_files import read_class_texts
+
+    names, texts = resolve_classes(classes, class_text)
+    sources = TextSources(class_text=texts,
+                          descriptions=read_class_texts(descriptions, names) if descriptions else None,
+                          parts=read_class_texts(parts, names) if parts else None)
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad or not variants:
+        raise ZsarError(f"text variants {bad or '(none)'}: choose from {VARIANTS}")
+    encoder = TextEncoder(model)
+    return [build_prototypes(encoder, range(len(names)), names, v, sources, ensemble) for v in variants]

@@ -130,6 +130,15 @@ class Head:
         y = torch.from_numpy(label_positions(labels, prototypes.class_ids)).to(device)
         return x, y, torch.from_numpy(prototypes.vectors).to(device)
 
+    def _keep_view_weights(self, text) -> dict:
+        """Keep a `fused` head's learned view weights in its state (they make its scoring vectors); the fit info
+        says how many text views training saw and their weights."""
+        weights = text.learned_weights()
+        if weights is not None:
+            self.state["view_weights"] = weights
+        info = {"text_views": text.num_views, "text_view_mode": text.mode}
+        return info if weights is None else {**info, "view_weights": weights.round(4).tolist()}
+
     def _standardise(self, features: np.ndarray) -> np.ndarray:
         return ((features - self.state["feature_mean"]) / self.state["feature_std"]).astype(np.float32)
 

@@ -36,11 +36,13 @@ class LinearProjectionConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-3
     temperature: float = 0.05  # cosine / temperature in the training softmax
+    text_views: str = "mean"  # several texts per class: mean | augment | fused (zsar/heads/text_views.py)
     device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.temperature <= 0:
             raise ZsarError("linear_projection: epochs, batch_size, lr and temperature must be positive")
+        _check_text_views("linear_projection", self.text_views)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class DualHeadConfig:
     cls_weight: float = 0.7  # loss weight of the classification head; the semantic head gets the rest
     fuse_weight: float = 0.8  # supervised inference: fuse_weight * cls + (1 - fuse_weight) * semantic
     init_temperature: float = 0.07  # the learnable scale starts at 1 / init_temperature
+    text_views: str = "mean"  # several texts per class: mean | augment | fused (zsar/heads/text_views.py)
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -61,6 +64,15 @@ class DualHeadConfig:
             raise ZsarError("dual_head: epochs, batch_size, lr and init_temperature must be positive, hidden >= 0")
         if not 0 <= self.cls_weight < 1 or not 0 <= self.fuse_weight <= 1 or not 0 <= self.dropout < 1:
             raise ZsarError("dual_head: cls_weight must be in [0, 1), fuse_weight in [0, 1], dropout in [0, 1)")
+        _check_text_views("dual_head", self.text_views)
+
+
+TEXT_VIEW_MODES = ("mean", "augment", "fused")  # zsar/heads/text_views.py says what they do
+
+
+def _check_text_views(head: str, mode: str) -> None:
+    if mode not in TEXT_VIEW_MODES:
+        raise ZsarError(f"{head}: text_views must be one of {TEXT_VIEW_MODES}, not {mode!r}")
 
 
 # the released scripts' settings: semantic latent, style latent, Adam lr, batch size, discriminator period
@@ -94,10 +106,13 @@ class SADVAEConfig:
     threads: int | None = None  # torch CPU threads while training; None: torch's default
     device: str = "cpu"  # torch device of training ("cuda": the iterations are replayed from CUDA graphs)
     cuda_graph: bool = True  # false: launch every kernel of every iteration from Python (same model, slower)
+    text_views: str = "mean"  # several texts per class: mean | augment (zsar/heads/text_views.py)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ZsarError(f"sadvae: unknown preset {self.preset!r}; known: {sorted(PRESETS)}")
+        if self.text_views not in ("mean", "augment"):
+            raise ZsarError(f"sadvae: text_views must be 'mean' or 'augment', not {self.text_views!r}")
         if self.feature_scaling not in ("none", "standardise"):
             raise ZsarError("sadvae: feature_scaling must be 'none' or 'standardise'")
         values = [self.setting(k) for k in PRESET_KEYS] + [self.latents_per_class, self.classifier_steps]

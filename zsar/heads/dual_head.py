@@ -30,6 +30,7 @@ from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.base import Head
 from zsar.heads.configs import DualHeadConfig
 from zsar.heads.minibatch import train_minibatches
+from zsar.heads.text_views import TrainingText, scoring_vectors
 from zsar.heads.torch_device import training_device
 
 
@@ -45,12 +46,13 @@ class DualHead(Head):
     def fit(self, features, labels, prototypes: ClassPrototypes, seed: int = 0) -> dict:
         cfg = self.config
         device = training_device(cfg.device, self.name)
-        x, y, text = self._training_tensors(features, labels, prototypes, device)
+        x, y, _ = self._training_tensors(features, labels, prototypes, device)
         torch.manual_seed(seed)
         width = cfg.hidden or x.shape[1]
         trunk = torch.nn.Linear(x.shape[1], cfg.hidden).to(device) if cfg.hidden else None
         classifier = torch.nn.Linear(width, len(prototypes.class_ids)).to(device)
-        semantic = torch.nn.Linear(width, text.shape[1]).to(device)
+        semantic = torch.nn.Linear(width, prototypes.dim).to(device)
+        text = TrainingText(prototypes, cfg.text_views, device, seed)
         log_scale = torch.nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature), device=device))
 
         def batch_loss(batch):
@@ -60,13 +62,13 @@ class DualHead(Head):
                 cls_logits = classifier(xb)
             else:
                 cls_logits = classifier(F.dropout(xb, cfg.dropout, training=True))
-            sem_logits = log_scale.clamp(max=math.log(100)).exp() * F.normalize(semantic(xb), dim=1) @ text.T
+            sem_logits = log_scale.clamp(max=math.log(100)).exp() * text.logits(F.normalize(semantic(xb), dim=1))
             return cfg.cls_weight * F.cross_entropy(cls_logits, y[batch]) + \
                 (1 - cfg.cls_weight) * F.cross_entropy(sem_logits, y[batch])
 
         layers = [classifier, semantic] + ([trunk] if trunk is not None else [])
         groups = [{"params": [p for layer in layers for p in layer.parameters()], "weight_decay": cfg.weight_decay},
-                  {"params": [log_scale], "weight_decay": 0.0}]
+                  {"params": [log_scale, *text.parameters()], "weight_decay": 0.0}]
         loss_value = train_minibatches(groups, batch_loss, x.shape[0], cfg.epochs, cfg.batch_size, cfg.lr, seed,
                                        device)
         if not np.isfinite(loss_value):
@@ -77,9 +79,10 @@ class DualHead(Head):
         self.state.update(cls_weight=as_np(classifier.weight), cls_bias=as_np(classifier.bias),
                           sem_weight=as_np(semantic.weight), sem_bias=as_np(semantic.bias),
                           log_scale=as_np(log_scale.clamp(max=math.log(100))).reshape(1),
-                          seen_classes=np.asarray(prototypes.class_ids, dtype=np.int64),
-                          seen_vectors=prototypes.vectors.astype(np.float32))
-        return {"final_loss": loss_value, "learned_temperature": float(np.exp(-self.state["log_scale"][0]))}
+                          seen_classes=np.asarray(prototypes.class_ids, dtype=np.int64))
+        info = self._keep_view_weights(text)
+        self.state["seen_vectors"] = scoring_vectors(prototypes, self.state.get("view_weights"))
+        return {"final_loss": loss_value, "learned_temperature": float(np.exp(-self.state["log_scale"][0])), **info}
 
     def _trunk(self, features: np.ndarray) -> np.ndarray:
         """Standardised features through the shared trunk (inference: no dropout)."""
@@ -100,7 +103,7 @@ class DualHead(Head):
         if prototypes.dim != self.state["sem_weight"].shape[0]:
             raise ZsarError(f"text prototypes are {prototypes.dim}-d; the head projects to "
                             f"{self.state['sem_weight'].shape[0]}-d")
-        return prototypes.vectors
+        return scoring_vectors(prototypes, self.state.get("view_weights"))
 
     def seen_logits(self, features: np.ndarray) -> np.ndarray:
         """Supervised inference over the training classes (in `state['seen_classes']` order): the fused

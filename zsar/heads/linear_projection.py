@@ -17,6 +17,7 @@ from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.base import Head
 from zsar.heads.configs import LinearProjectionConfig
 from zsar.heads.minibatch import train_minibatches
+from zsar.heads.text_views import TrainingText, scoring_vectors
 from zsar.heads.torch_device import training_device
 
 
@@ -31,21 +32,23 @@ class LinearProjectionHead(Head):
     def fit(self, features, labels, prototypes: ClassPrototypes, seed: int = 0) -> dict:
         cfg = self.config
         device = training_device(cfg.device, self.name)
-        x, y, text = self._training_tensors(features, labels, prototypes, device)
+        x, y, _ = self._training_tensors(features, labels, prototypes, device)
         torch.manual_seed(seed)
-        layer = torch.nn.Linear(x.shape[1], text.shape[1]).to(device)
+        layer = torch.nn.Linear(x.shape[1], prototypes.dim).to(device)
+        text = TrainingText(prototypes, cfg.text_views, device, seed)
 
         def batch_loss(batch):
-            logits = F.normalize(layer(x[batch]), dim=1) @ text.T / cfg.temperature
-            return F.cross_entropy(logits, y[batch])
+            return F.cross_entropy(text.logits(F.normalize(layer(x[batch]), dim=1)) / cfg.temperature, y[batch])
 
-        loss_value = train_minibatches([{"params": list(layer.parameters()), "weight_decay": cfg.weight_decay}],
-                                       batch_loss, x.shape[0], cfg.epochs, cfg.batch_size, cfg.lr, seed, device)
+        groups = [{"params": list(layer.parameters()), "weight_decay": cfg.weight_decay},
+                  {"params": list(text.parameters()), "weight_decay": 0.0}]
+        loss_value = train_minibatches(groups, batch_loss, x.shape[0], cfg.epochs, cfg.batch_size, cfg.lr, seed,
+                                       device)
         if not np.isfinite(loss_value):
             raise ZsarError("linear_projection: training diverged (loss is NaN); lower lr")
         self.state["weight"] = layer.weight.detach().cpu().numpy().astype(np.float32)
         self.state["bias"] = layer.bias.detach().cpu().numpy().astype(np.float32)
-        return {"final_loss": loss_value}
+        return {"final_loss": loss_value, **self._keep_view_weights(text)}
 
     def project(self, features: np.ndarray) -> np.ndarray:
         return self._standardise(features) @ self.state["weight"].T + self.state["bias"]
@@ -54,4 +57,4 @@ class LinearProjectionHead(Head):
         if prototypes.dim != self.state["weight"].shape[0]:
             raise ZsarError(f"text prototypes are {prototypes.dim}-d; the head projects to "
                             f"{self.state['weight'].shape[0]}-d")
-        return prototypes.vectors
+        return scoring_vectors(prototypes, self.state.get("view_weights"))

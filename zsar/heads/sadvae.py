@@ -66,12 +66,13 @@ class SADVAEHead(Head):
         device = training_device(cfg.device, self.name)
         x = torch.from_numpy(features).to(device)
         y = torch.from_numpy(label_positions(labels, prototypes.class_ids)).to(device)
-        text = torch.from_numpy(prototypes.vectors).to(device)
+        augment = cfg.text_views == "augment" and prototypes.views is not None and len(prototypes.views) > 1
+        text = torch.from_numpy(prototypes.views if augment else prototypes.vectors).to(device)
         settings = LoopSettings(*(cfg.setting(k) for k in ("epochs", "batch_size", "lr", "dis_step")),
                                 scalar_noise=cfg.reference_quirks, cuda_graph=cfg.cuda_graph)
         with torch_threads(cfg.threads):
             torch.manual_seed(seed)
-            net = SADVAENetwork(x.shape[1], text.shape[1], cfg.setting("latent"), cfg.setting("style"),
+            net = SADVAENetwork(x.shape[1], prototypes.dim, cfg.setting("latent"), cfg.setting("style"),
                                 skeleton_relu=bool(features.min() >= 0)).to(device)
             generator = torch.Generator().manual_seed(seed)
 
@@ -80,11 +81,13 @@ class SADVAEHead(Head):
                     self._store(net, seed)
                     monitor(self)
 
-            loss = train_sadvae(net, x, text, y, settings, generator, after_epoch)
+            loss = train_sadvae(net, x, text, y, settings, generator, after_epoch,
+                                view_generator=torch.Generator().manual_seed(seed + 0x5EED))
         if not np.isfinite(loss):
             raise ZsarError("sadvae: training diverged (loss is NaN); lower lr")
         self._store(net, seed)
-        return {"final_loss": loss, "skeleton_decoder_relu": net.skeleton_relu}
+        return {"final_loss": loss, "skeleton_decoder_relu": net.skeleton_relu,
+                "text_views": int(text.shape[0]) if augment else 1}
 
     def _store(self, net: SADVAENetwork, seed: int) -> None:
         kept = {k: v for k, v in self.state.items() if k.startswith("feature_")}

@@ -195,16 +195,21 @@ def schedule_table(epoch: int, steps: int) -> torch.Tensor:
 
 def train_sadvae(net: SADVAENetwork, features: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
                  settings: LoopSettings, generator: torch.Generator,
-                 after_epoch: Callable[[int, float], None] | None = None) -> float:
+                 after_epoch: Callable[[int, float], None] | None = None,
+                 view_generator: torch.Generator | None = None) -> float:
     """Train in place on features [N, Dx] with class text [C, Dy] and label positions [N]; returns the
     last VAE loss (NaN when training diverged). `after_epoch(epoch, loss)` runs after every epoch.
     `generator` is a CPU generator whatever the device (see EpochDraws). On a CUDA device the iterations are
-    replayed from captured CUDA graphs unless `settings.cuda_graph` is off; the result is the same model."""
+    replayed from captured CUDA graphs unless `settings.cuda_graph` is off; the result is the same model.
+    `text` [V, C, Dy] (several texts per class): every sample of every step is paired with one view drawn for it
+    from `view_generator` (text augmentation; always the eager loop)."""
     n = features.shape[0]
     batch = min(settings.batch_size, n)
     steps = iterations_per_epoch(n, batch)
     full, ls = net.latent + net.style, net.latent
-    if features.is_cuda and settings.cuda_graph:
+    if text.ndim == 3:
+        run_epoch = EagerIterations(net, features, text, labels, settings, view_generator).run_epoch
+    elif features.is_cuda and settings.cuda_graph:
         from zsar.heads.sadvae_cuda_graph import GraphedIterations
 
         run_epoch = GraphedIterations(net, features, text, labels, settings, steps, batch).run_epoch
@@ -226,8 +231,10 @@ class EagerIterations:
     """The fast path on the CPU (and on a GPU with `cuda_graph` off): one index gather per batch, terms whose
     schedule weight is zero skipped (their gradient is exactly zero), torch's fused Adam."""
 
-    def __init__(self, net: SADVAENetwork, features, text, labels, settings: LoopSettings):
+    def __init__(self, net: SADVAENetwork, features, text, labels, settings: LoopSettings,
+                 view_generator: torch.Generator | None = None):
         self.net, self.features, self.text, self.labels, self.settings = net, features, text, labels, settings
+        self.view_generator = view_generator
         self.vae_opt = torch.optim.Adam(net.vae_parameters(), lr=settings.lr, fused=True)
         self.dis_params = list(net.discriminator.parameters())
         self.dis_opt = torch.optim.Adam(self.dis_params, lr=settings.lr, fused=True)
@@ -237,7 +244,7 @@ class EagerIterations:
         loss = torch.tensor(math.nan)
         for i in range(steps):
             idx = draws.order[i]
-            x, y = self.features[idx], self.text[self.labels[idx]]
+            x, y = self.features[idx], self._text_rows(self.labels[idx])
             w = Schedule.at(epoch, i, steps)
             lat = encode_batch(net, x, y, draws.noise_x[i], draws.noise_y[i])
             if i % dis_step == 0:
@@ -251,6 +258,12 @@ class EagerIterations:
             loss.backward()
             self.vae_opt.step()  # (the TC penalty's gradient left in the discriminator is reset before its next step)
         return float(loss.detach())
+
+    def _text_rows(self, positions: torch.Tensor) -> torch.Tensor:
+        if self.text.ndim == 2:
+            return self.text[positions]
+        views = torch.randint(self.text.shape[0], (len(positions),), generator=self.view_generator)
+        return self.text[views.to(positions.device), positions]
 
 
 def text_latent_samples(net: SADVAENetwork, text: torch.Tensor, per_class: int, scalar_noise: bool,

@@ -197,7 +197,8 @@ def test_text_commands(tmp_path):
                "--ensemble", "prompts", "--out", str(tmp_path / "p.h5"))
     assert out.returncode == 0, out.stderr
     out = zsar("text", "similarity", str(tmp_path / "p.h5"), "--variant", "ensemble", "--out", str(tmp_path / "s.npy"))
-    assert out.returncode == 0, out.stderr and np.load(tmp_path / "s.npy").shape == (10, 10)
+    assert out.returncode == 0, out.stderr
+    assert np.load(tmp_path / "s.npy").shape == (10, 10)
     (tmp_path / "names.txt").write_text("walk\nsit down\n")
     assert zsar("text", "template", str(tmp_path / "names.txt"), "--out", str(tmp_path / "c.toml")).returncode == 0
     again = zsar("text", "template", str(tmp_path / "names.txt"), "--out", str(tmp_path / "c.toml"))

@@ -226,6 +226,8 @@ def text_similarity(
     from zsar.features.prototypes import load_prototypes
 
     if classes.endswith((".h5", ".hdf5")):
+        if class_text or model:
+            raise ZsarError("a prototype file is already embedded: --class-text and --model do not apply", classes)
         protos = load_prototypes(classes, variant)
     else:
         protos = embed_classes(classes, [variant], class_text, model)[0]
@@ -257,10 +259,10 @@ def text_check(
 ) -> None:
     """Check a class text file against the class names (every class present, ids and names agreeing, no empty
     field); lists every problem."""
-    from zsar.class_lists.class_text import resolve_classes
+    from zsar.class_lists.class_text import TEXT_FIELDS, resolve_classes
 
     names, texts = resolve_classes(classes, class_text)
-    fields = [k for k in ("description", "motion", "parts", "paraphrases") if texts[0].field(k) is not None]
+    fields = [k for k in TEXT_FIELDS if texts[0].field(k) is not None]
     typer.echo(f"{class_text}: ok, {len(names)} classes with {', '.join(fields) or 'names only'}")
 
 

@@ -102,6 +102,19 @@ def test_every_problem_is_listed_at_once(tmp_path):
     with pytest.raises(ZsarError, match="2 problem") as info:
         read_class_text(write(tmp_path, bad), NAMES)
     assert "'walk'" in str(info.value) and "'sit down'" in str(info.value)
+    # problems of single tables and of the whole file, in one error
+    worse = bad[: bad.index("[[class]]\nid = 1")]
+    with pytest.raises(ZsarError, match="2 problem") as info:
+        read_class_text(write(tmp_path, worse), NAMES)
+    assert "`description` is empty" in str(info.value) and "'sit down' (id 1) is missing" in str(info.value)
+
+
+def test_entries_in_any_order_and_a_byte_order_mark(tmp_path):
+    first, second = GOOD.split("\n\n[[class]]\nid = 1")
+    swapped = '\ufeffformat = "zsar-class-text/1"\n\n[[class]]\nid = 1' + second + "\n" + \
+        first.replace('format = "zsar-class-text/1"\n', "")
+    texts = read_class_text(write(tmp_path, swapped), NAMES)
+    assert [t.name for t in texts] == NAMES
 
 
 def test_non_utf8_and_missing_files(tmp_path):

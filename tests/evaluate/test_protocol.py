@@ -70,10 +70,16 @@ def test_the_text_variant_is_chosen_on_validation(problem):
     reordered = run_protocol("nearest_prototype", {}, {}, train, test, split, dict(reversed(texts.items())), 0,
                              gzsl=False)
     assert reordered.text_variant == (chosen if best["noise"] != best["name"] else "name")
-    # an epoch-selecting head ranks every epoch of every variant; equal variants: the first given
+    # a head without a grid is scored once per variant; equal variants: the first given
     picked = run_protocol("linear_projection", {"epochs": 3}, {}, train, test, split, {"a": protos, "b": protos}, 0,
                           gzsl=False)
-    assert picked.text_variant == "a" and len(picked.selection) == 2 * 1
+    assert picked.text_variant == "a" and len(picked.selection) == 2
+    # an epoch-selecting head ranks every epoch of every variant
+    sadvae = run_protocol("sadvae", {"epochs": 2, "batch_size": 8, "latents_per_class": 20, "classifier_steps": 20},
+                          {}, train, test, split, texts, 0, gzsl=False)
+    assert len(sadvae.selection) == 2 * 2 and sadvae.params["epochs"] in (1, 2)
+    scores = {(row["text_variant"], row["params"]["epochs"]): row["validation_top1"] for row in sadvae.selection}
+    assert scores[(sadvae.text_variant, sadvae.params["epochs"])] == max(scores.values())
 
 
 @pytest.mark.slow

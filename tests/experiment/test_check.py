@@ -99,5 +99,9 @@ def test_text_settings_are_checked(tmp_path):
     text = "\n".join(problems)
     assert "'poem'" in text and "[text] ensemble" in text and "bad.toml" in text and "`name` is missing" in text
     assert "[text] variant" in _problems({**GOOD, "text": {"variant": ["motion", "motion"]}})[0]
+    assert "[text] variant" in _problems({**GOOD, "text": {"variant": 3}})[0]
+    assert "not among the variants" in _problems({**GOOD, "text": {"ensemble": {"motion": 1.0}}})[0]
+    heads = [{"name": "linear_projection", "params": {"text_views": "augment"}}]
+    assert "needs [text] variant 'ensemble'" in _problems({**GOOD, "heads": heads})[0]
     ok = check_experiment(config_from_dict({**GOOD, "text": {"variant": ["prompts", "motion", "ensemble"]}}))
     assert ok.runs == 2 * 2 * 3

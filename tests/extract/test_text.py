@@ -94,9 +94,22 @@ def test_ensemble_is_the_weighted_mean_of_its_components(text_encoder):
 
 def test_ensemble_weights_are_checked():
     assert ensemble_weights(None) == {"prompts": 1.0, "description": 1.0, "motion": 1.0, "paraphrases": 1.0}
-    for bad in ({"poems": 1.0}, {}, {"motion": -1.0}, {"motion": 0.0}, {"motion": True}):
+    assert ensemble_weights({"prompts": 1, "motion": 0}) == {"prompts": 1.0}  # weight 0: not a component at all
+    for bad in ({"poems": 1.0}, {}, {"motion": -1.0}, {"motion": 0.0}, {"motion": True}, {"motion": float("nan")},
+                [1.0], "motion"):
         with pytest.raises(ZsarError, match="ensemble"):
             ensemble_weights(bad)
+
+
+def test_part_weights_must_cover_every_part(text_encoder):
+    texts = builtin_class_text("nw_ucla")
+    names = [t.name for t in texts]
+    longest = max(texts, key=lambda t: len(t.parts))
+    with pytest.raises(ZsarError, match=f"part_weights has 2 weights but class {longest.name!r} has 3 parts"):
+        build_prototypes(text_encoder, range(10), names, "parts", TextSources(class_text=texts, part_weights=[1, 1]))
+    protos = build_prototypes(text_encoder, range(10), names, "parts",
+                              TextSources(class_text=texts, part_weights=[0.5, 0.3, 0.2]))
+    assert np.isfinite(protos.vectors).all()
 
 
 def test_every_variant_embeds_every_builtin_class_list(text_encoder):

@@ -56,15 +56,15 @@ class ClassText:
 def _problems_of_entry(entry: object, position: int, class_names: list[str] | None) -> list[str]:
     """Everything wrong with one `[[class]]` table (empty when it is fine)."""
     if not isinstance(entry, dict):
-        return [f"entry {position} is not a [[class]] table"]
-    label = f"class {entry.get('name', '?')!r} (entry {position})"
+        return [f"[[class]] table {position} is not a table"]
+    label = f"class {entry.get('name', '?')!r} ([[class]] table {position})"
     problems = []
     unknown = sorted(set(entry) - {"id", "name", *TEXT_FIELDS})
     if unknown:
         problems.append(f"{label}: unknown keys {unknown}; known: id, name, {', '.join(TEXT_FIELDS)}")
     name, idx = entry.get("name"), entry.get("id")
     if not isinstance(name, str) or not name.strip():
-        problems.append(f"entry {position}: `name` is missing or empty; give the class name")
+        problems.append(f"[[class]] table {position}: `name` is missing or empty; give the class name")
     if not isinstance(idx, int) or isinstance(idx, bool):
         problems.append(f"{label}: `id` must be the class index (an integer)")
     elif class_names is not None and isinstance(name, str):
@@ -95,8 +95,8 @@ def _field_problems(key: str, value: object) -> list[str]:
 
 
 def parse_class_text(text: str, path: Path, class_names: list[str] | None = None) -> list[ClassText]:
-    """Class texts from the TOML `text` of `path`, checked against `class_names` (every class present, in id
-    order, ids and names agreeing, no empty field); one error lists every problem."""
+    """Class texts from the TOML `text` of `path`, checked against `class_names` (every class present once, ids and
+    names agreeing, no empty field; entries may come in any order); one error lists every problem."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -107,26 +107,33 @@ def parse_class_text(text: str, path: Path, class_names: list[str] | None = None
     entries = data.get("class")
     if not isinstance(entries, list) or not entries:
         raise ZsarError("no [[class]] tables; write one per class (zsar text template NAMES starts a file)", path)
-    problems = [p for i, entry in enumerate(entries) for p in _problems_of_entry(entry, i, class_names)]
+    problems = [p for i, entry in enumerate(entries, start=1) for p in _problems_of_entry(entry, i, class_names)]
+    usable = [e for e in entries if isinstance(e, dict) and isinstance(e.get("id"), int)]
+    problems += _coverage_problems(usable, class_names if class_names is not None else range(len(entries)))
     if problems:
         raise ZsarError(_listing(problems), path)
-    by_id = {}
+    by_id = {entry["id"]: entry for entry in usable}
+    return [_class_text(by_id[i]) for i in range(len(by_id))]
+
+
+def _coverage_problems(entries: list[dict], class_names) -> list[str]:
+    """Ids given twice, classes without an entry, fields given for some classes only."""
+    problems, seen = [], {}
     for entry in entries:
-        if entry["id"] in by_id:
-            problems.append(f"id {entry['id']} appears twice ({by_id[entry['id']]['name']!r}, {entry['name']!r})")
-        by_id[entry["id"]] = entry
-    expected = range(len(class_names)) if class_names is not None else range(len(entries))
-    missing = [i for i in expected if i not in by_id]
-    problems += [f"class {class_names[i] if class_names else i!r} (id {i}) is missing; add a [[class]] with "
-                 f"id = {i}" for i in missing]
-    given = [k for k in TEXT_FIELDS if any(k in e for e in entries)]
-    for key in given:
-        lacking = [e["name"] for e in entries if key not in e]
-        if lacking:
-            problems.append(f"`{key}` is given for some classes but not for {lacking[:10]}; give it for every class")
-    if problems:
-        raise ZsarError(_listing(problems), path)
-    return [_class_text(by_id[i]) for i in expected]
+        if entry["id"] in seen:
+            problems.append(f"id {entry['id']} appears twice ({seen[entry['id']]!r}, {entry.get('name')!r}): "
+                            "give each class one [[class]] table")
+        seen[entry["id"]] = entry.get("name")
+    named = not isinstance(class_names, range)
+    for i in (i for i in range(len(class_names)) if i not in seen):
+        problems.append(f"class {class_names[i] if named else i!r} (id {i}) is missing; add a [[class]] with id = {i}"
+                        + (f' and name = "{class_names[i]}"' if named else ""))
+    for key in TEXT_FIELDS:
+        lacking = [e.get("name") for e in entries if key not in e]
+        if len(lacking) < len(entries) and lacking:
+            problems.append(f"`{key}` is given for some classes but not for {lacking[:10]}; give it for every class "
+                            "(or for none)")
+    return problems
 
 
 def _class_text(entry: dict) -> ClassText:
@@ -147,7 +154,7 @@ def read_class_text(path: str | Path, class_names: list[str] | None = None) -> l
     if not path.is_file():
         raise ZsarError("class text file not found", path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark some editors write is fine
     except UnicodeDecodeError as exc:
         raise ZsarError(f"is not UTF-8 text (byte {exc.start}); save it as UTF-8", path) from exc
     return parse_class_text(text, path, class_names)
@@ -179,6 +186,15 @@ def find_builtin_class_text(class_names: list[str]) -> tuple[str, list[ClassText
     return None
 
 
+def class_text_for(class_names: list[str], class_text: str | Path | None = None) -> list[ClassText] | None:
+    """The class text of these classes: the file `class_text` (checked against them), else the built-in one whose
+    classes these are, else None."""
+    if class_text:
+        return read_class_text(class_text, class_names)
+    found = find_builtin_class_text(class_names)
+    return None if found is None else found[1]
+
+
 def class_text_template(class_names: list[str]) -> str:
     """A class text file for the given classes with every field to fill in."""
     lines = [f'format = "{FORMAT}"', ""]
@@ -203,7 +219,4 @@ def resolve_classes(classes: str | Path, class_text: str | Path | None = None
         names = [t.name for t in builtin]
         return names, read_class_text(class_text, names) if class_text else builtin
     names = read_class_names(classes)
-    if class_text:
-        return names, read_class_text(class_text, names)
-    found = find_builtin_class_text(names)
-    return names, None if found is None else found[1]
+    return names, class_text_for(names, class_text)

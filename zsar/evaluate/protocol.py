@@ -155,7 +155,7 @@ def choose_text_variant(
         variant, params, table = ranked[0]
         return variant, params, table
     best = max(range(len(ranked)), key=lambda i: (scores[i], -i))
-    progress.chosen(f"text variant {ranked[best][0]!r} (validation top-1 {scores[best]:.1f})")
+    progress.chosen(f"text variant {ranked[best][0]!r} ({metric.replace('_top1', '')} top-1 {scores[best]:.1f})")
     return ranked[best][0], ranked[best][1], [row for _, _, table in ranked for row in table]
 
 

@@ -94,6 +94,12 @@ def _check_text(config: ExperimentConfig, check: ConfigCheck) -> None:
             ensemble_weights(t.ensemble)
         except ZsarError as exc:
             check.add(f"[text] ensemble: {exc.problem}")
+    elif t.ensemble is not None:
+        check.add("[text] ensemble is set but 'ensemble' is not among the variants; add it to `variant`")
+    multi = [h.name for h in config.heads if (h.params or {}).get("text_views", "mean") != "mean"]
+    if multi and "ensemble" not in variants and given is None:
+        check.add(f"heads {multi} train on several texts per class (text_views), which needs [text] variant "
+                  "'ensemble' (the other variants have one text vector per class)")
     path = config.resolve(t.class_text)
     if path is not None and path.exists():
         try:

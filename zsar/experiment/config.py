@@ -111,7 +111,9 @@ class TextConfig:
     @property
     def variants(self) -> list[str]:
         """The variant(s) asked for, as a list."""
-        return [self.variant] if isinstance(self.variant, str) else list(self.variant)
+        if isinstance(self.variant, str):
+            return [self.variant]
+        return list(self.variant) if isinstance(self.variant, (list, tuple)) else []
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zsar.class_lists.class_text import ClassText, find_builtin_class_text, read_class_text
+from zsar.class_lists.class_text import class_text_for
 from zsar.class_lists.splits import ZeroShotSplit, load_split, random_split
 from zsar.class_lists.text_files import read_class_names, read_class_texts
 from zsar.compute import use_threads
@@ -106,14 +106,6 @@ def prepare_validation_features(config: ExperimentConfig, out: Path, split: Zero
                                      split_tag(split) + "__validation", progress)
 
 
-def class_text_of(config: ExperimentConfig, class_names: list[str]) -> list[ClassText] | None:
-    """The experiment's class text: `[text] class_text`, else the built-in one whose classes are these."""
-    if config.text.class_text:
-        return read_class_text(config.resolve(config.text.class_text), class_names)
-    found = find_builtin_class_text(class_names)
-    return None if found is None else found[1]
-
-
 def prepare_prototypes(config: ExperimentConfig, class_names: list[str], out: Path
                        ) -> tuple[dict[str, ClassPrototypes], Path]:
     """Every text variant the experiment asks for, by name, and the one prototype file holding them."""
@@ -126,14 +118,15 @@ def prepare_prototypes(config: ExperimentConfig, class_names: list[str], out: Pa
                 raise ZsarError(f"{len(protos.class_ids)} prototypes for {len(class_names)} classes", path)
         return texts, path
     sources = TextSources(
-        templates=t.templates, class_text=class_text_of(config, class_names),
+        templates=t.templates, class_text=class_text_for(class_names, config.resolve(t.class_text)),
         descriptions=read_class_texts(config.resolve(t.descriptions), class_names) if t.descriptions else None,
         parts=read_class_texts(config.resolve(t.parts), class_names) if t.parts else None,
         part_weights=t.part_weights)
     encoder = TextEncoder(t.model)
     texts = {variant: build_prototypes(encoder, range(len(class_names)), class_names, variant, sources, t.ensemble)
              for variant in t.variants}
-    path = save_prototypes(out / "cache" / f"prototypes__{'+'.join(t.variants)}.h5", list(texts.values()))
+    model = f"{_safe(Path(t.model).name)}__" if t.model else ""  # another model's file is another file
+    path = save_prototypes(out / "cache" / f"prototypes__{model}{'+'.join(t.variants)}.h5", list(texts.values()))
     return texts, path
 
 

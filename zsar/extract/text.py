@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -82,17 +83,13 @@ class TextEncoder:
         self.name = model or DEFAULT_TEXT_MODEL
         location = resolve_text_model(model)
         self.batch_size = batch_size
-        if not Path(location).is_dir():
-            raise ZsarError("text model: not a local sentence-transformers folder (models are never downloaded; "
-                            "give the folder's path, or leave `model` unset for the packaged MiniLM)", location)
         try:
             self._model = SentenceTransformer(location, device=device)
         except Exception as exc:  # noqa: BLE001 - any loading failure becomes one clear message
-            raise ZsarError(f"cannot load text model: {exc}", location) from exc
-        dimension = getattr(self._model, "get_embedding_dimension", None) or \
-            self._model.get_sentence_embedding_dimension  # renamed in sentence-transformers 5
-        self.dim = int(dimension() or 0)
-        self.weights_sha256 = weights_digest(Path(location))
+            hint = "" if Path(location).exists() else " (not a local folder; downloads are not possible offline)"
+            raise ZsarError(f"cannot load text model{hint}: {exc}", location) from exc
+        # a model found by name in a local cache has no folder of ours to hash
+        self.weights_sha256 = weights_digest(Path(location)) if Path(location).is_dir() else None
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """[N, D] float32, unit rows."""
@@ -103,8 +100,6 @@ class TextEncoder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
-
-
 
 
 def weights_digest(folder: Path) -> str:
@@ -159,10 +154,12 @@ def _from_class_text(class_text: Sequence[ClassText] | None, class_names: Sequen
         raise ZsarError(f"variant {key!r} needs class text: these classes have no built-in class text file, so give "
                         "one ([text] class_text, or --class-text; `zsar text template NAMES` starts it)")
     if [t.name for t in class_text] != list(class_names):
-        raise ZsarError("the class text's classes differ from the class names")
+        raise ZsarError("the class text's classes differ from the class names: check the class text file against "
+                        "them (`zsar text check NAMES FILE`)")
     values = [t.field(key) for t in class_text]
     if any(v is None for v in values):
-        raise ZsarError(f"variant {key!r}: the class text file has no `{key}` field; add it for every class")
+        raise ZsarError(f"variant {key!r}: the class text file has no `{key}` field; add it for every class, or "
+                        "choose another variant")
     return [[v] if isinstance(v, str) else list(v) for v in values]
 
 
@@ -189,15 +186,19 @@ def compose(vectors: np.ndarray, weights: Sequence[float] | None = None) -> np.n
 
 
 def ensemble_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
-    """The ensemble's components and weights (the default when None), checked."""
+    """The ensemble's components and weights (the default when None), checked; components weighted 0 are left
+    out (they would still be views for multi-semantic training)."""
+    if weights is not None and not isinstance(weights, Mapping):
+        raise ZsarError(f"ensemble weights must be a table of component = weight, got {weights!r}")
     weights = dict(DEFAULT_ENSEMBLE if weights is None else weights)
-    bad = sorted(set(weights) - set(PLAIN_VARIANTS))
+    bad = sorted(set(weights) - set(PLAIN_VARIANTS), key=str)
     if bad or not weights:
         raise ZsarError(f"ensemble components {bad or '(none)'}: choose from {PLAIN_VARIANTS}")
-    wrong = {k: v for k, v in weights.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}
+    wrong = {k: v for k, v in weights.items()
+             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0}
     if wrong or sum(weights.values()) <= 0:
-        raise ZsarError(f"ensemble weights must be non-negative numbers with a positive sum, got {weights}")
-    return {k: float(v) for k, v in weights.items()}
+        raise ZsarError(f"ensemble weights must be finite non-negative numbers with a positive sum, got {weights}")
+    return {k: float(v) for k, v in weights.items() if v > 0}
 
 
 def build_prototypes(
@@ -212,26 +213,31 @@ def build_prototypes(
         views = np.stack([p.vectors for p in parts])
         vectors = np.stack([compose(views[:, c], list(weights.values())) for c in range(views.shape[1])])
         texts = [[t for p in parts for t in p.texts[c]] for c in range(len(class_names))]
-        return _prototypes(encoder, class_ids, class_names, vectors, variant, texts, views, list(weights))
+        return _prototypes(encoder, class_ids, class_names, vectors, variant, texts, views, weights)
     texts = class_texts(class_names, variant, sources)
     vectors = encoder.embed([t for group in texts for t in group])
     part_weights = sources.part_weights if sources is not None and variant == "parts" else None
     out, start = [], 0
-    for group in texts:
+    for name, group in zip(class_names, texts):
         block = vectors[start : start + len(group)]
         start += len(group)
+        if part_weights and len(group) > len(part_weights):
+            raise ZsarError(f"[text] part_weights has {len(part_weights)} weights but class {name!r} has "
+                            f"{len(group)} parts: give a weight for every part position (classes with fewer parts "
+                            "use the first weights)")
         out.append(compose(block, part_weights[: len(group)] if part_weights else None))
     return _prototypes(encoder, class_ids, class_names, np.stack(out), variant, texts)
 
 
 def _prototypes(encoder: TextEncoder, class_ids, class_names, vectors, variant, texts, views=None,
-                view_names=None) -> ClassPrototypes:
+                view_weights: dict[str, float] | None = None) -> ClassPrototypes:
     return ClassPrototypes(
         class_ids=np.asarray(class_ids, dtype=np.int64), class_names=list(class_names), vectors=vectors,
         variant=variant, texts=texts, text_model=encoder.name,
-        text_model_sha256=getattr(encoder, "weights_sha256", None), views=views, view_names=view_names,
+        text_model_sha256=getattr(encoder, "weights_sha256", None), views=views,
+        view_names=None if view_weights is None else list(view_weights),
+        view_weights=None if view_weights is None else list(view_weights.values()),
     )
-
 
 
 def embed_classes(

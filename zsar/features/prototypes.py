@@ -35,6 +35,7 @@ class ClassPrototypes:
     text_model_sha256: str | None = None
     views: np.ndarray | None = None  # [V, C, D_t] float32, unit rows: several class vectors per class
     view_names: list[str] | None = None
+    view_weights: list[float] | None = None  # the views' weights in `vectors` (None: equal)
 
     def __post_init__(self) -> None:
         self.class_ids = np.asarray(self.class_ids, dtype=np.int64)
@@ -52,9 +53,11 @@ class ClassPrototypes:
         if self.views is not None:
             self.views = np.asarray(self.views, dtype=np.float32)
             names = self.view_names or []
-            if self.views.ndim != 3 or self.views.shape[1:] != self.vectors.shape or len(names) != len(self.views):
-                raise ZsarError(f"prototype variant {self.variant!r}: views of shape {self.views.shape} and "
-                                f"{len(names)} view names do not fit {self.vectors.shape} vectors")
+            weights = self.view_weights if self.view_weights is not None else [1.0] * len(names)
+            if self.views.ndim != 3 or self.views.shape[1:] != self.vectors.shape or \
+                    not len(names) == len(weights) == len(self.views):
+                raise ZsarError(f"prototype variant {self.variant!r}: views of shape {self.views.shape}, "
+                                f"{len(names)} view names and {len(weights)} weights do not fit {self.vectors.shape}")
             if not np.isfinite(self.views).all():
                 raise ZsarError(f"prototype variant {self.variant!r}: views contain NaN or inf")
 
@@ -76,7 +79,7 @@ class ClassPrototypes:
         return ClassPrototypes(
             self.class_ids[pick], [self.class_names[i] for i in pick], self.vectors[pick],
             self.variant, [self.texts[i] for i in pick], self.text_model, self.text_model_sha256,
-            None if self.views is None else self.views[:, pick], self.view_names,
+            None if self.views is None else self.views[:, pick], self.view_names, self.view_weights,
         )
 
 
@@ -98,13 +101,9 @@ def save_prototypes(path: str | Path, prototypes: Sequence[ClassPrototypes]) -> 
             if proto.views is not None:
                 views = h5.create_dataset(f"variants/{proto.variant}/views", data=proto.views)
                 views.attrs["view_names"] = json.dumps(proto.view_names)
+                if proto.view_weights is not None:
+                    views.attrs["view_weights"] = json.dumps(proto.view_weights)
     return path
-
-
-def prototype_variants(path: str | Path) -> list[str]:
-    """The variants a prototype file holds."""
-    with _open(Path(path)) as h5:
-        return list(h5["variants"].keys())
 
 
 def _open(path: Path) -> h5py.File:
@@ -144,6 +143,8 @@ def load_prototypes(path: str | Path, variant: str | None = None) -> ClassProtot
                 text_model=str(ds.attrs["text_model"]), text_model_sha256=None if sha is None else str(sha),
                 views=None if views is None else views[:],
                 view_names=None if views is None else json.loads(views.attrs["view_names"]),
+                view_weights=None if views is None or "view_weights" not in views.attrs
+                else json.loads(views.attrs["view_weights"]),
             )
         except ZsarError as exc:
             raise ZsarError(exc.problem, path) from exc

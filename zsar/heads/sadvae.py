@@ -29,6 +29,7 @@ from zsar.heads.base import Head, check_prototypes_cover
 from zsar.heads.configs import SADVAEConfig
 from zsar.heads.latent_classifier import LatentClassifiers, train_latent_classifiers
 from zsar.heads.sadvae_model import LoopSettings, SADVAENetwork, text_latent_samples, train_sadvae
+from zsar.heads.text_views import VIEW_SEED_OFFSET, view_probabilities
 from zsar.heads.torch_device import training_device
 from zsar.scoring import label_positions
 
@@ -68,6 +69,8 @@ class SADVAEHead(Head):
         y = torch.from_numpy(label_positions(labels, prototypes.class_ids)).to(device)
         augment = cfg.text_views == "augment" and prototypes.views is not None and len(prototypes.views) > 1
         text = torch.from_numpy(prototypes.views if augment else prototypes.vectors).to(device)
+        views = (torch.from_numpy(view_probabilities(prototypes)),
+                 torch.Generator().manual_seed(seed + VIEW_SEED_OFFSET))
         settings = LoopSettings(*(cfg.setting(k) for k in ("epochs", "batch_size", "lr", "dis_step")),
                                 scalar_noise=cfg.reference_quirks, cuda_graph=cfg.cuda_graph)
         with torch_threads(cfg.threads):
@@ -81,8 +84,7 @@ class SADVAEHead(Head):
                     self._store(net, seed)
                     monitor(self)
 
-            loss = train_sadvae(net, x, text, y, settings, generator, after_epoch,
-                                view_generator=torch.Generator().manual_seed(seed + 0x5EED))
+            loss = train_sadvae(net, x, text, y, settings, generator, after_epoch, views=views)
         if not np.isfinite(loss):
             raise ZsarError("sadvae: training diverged (loss is NaN); lower lr")
         self._store(net, seed)

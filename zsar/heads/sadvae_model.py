@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsar import progress
+from zsar.heads.text_views import draw_views
 
 
 @dataclass(frozen=True)
@@ -196,19 +197,19 @@ def schedule_table(epoch: int, steps: int) -> torch.Tensor:
 def train_sadvae(net: SADVAENetwork, features: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
                  settings: LoopSettings, generator: torch.Generator,
                  after_epoch: Callable[[int, float], None] | None = None,
-                 view_generator: torch.Generator | None = None) -> float:
+                 views: tuple[torch.Tensor, torch.Generator] | None = None) -> float:
     """Train in place on features [N, Dx] with class text [C, Dy] and label positions [N]; returns the
     last VAE loss (NaN when training diverged). `after_epoch(epoch, loss)` runs after every epoch.
     `generator` is a CPU generator whatever the device (see EpochDraws). On a CUDA device the iterations are
     replayed from captured CUDA graphs unless `settings.cuda_graph` is off; the result is the same model.
     `text` [V, C, Dy] (several texts per class): every sample of every step is paired with one view drawn for it
-    from `view_generator` (text augmentation; always the eager loop)."""
+    with `views` = (probabilities [V], CPU generator) (text augmentation; always the eager loop)."""
     n = features.shape[0]
     batch = min(settings.batch_size, n)
     steps = iterations_per_epoch(n, batch)
     full, ls = net.latent + net.style, net.latent
     if text.ndim == 3:
-        run_epoch = EagerIterations(net, features, text, labels, settings, view_generator).run_epoch
+        run_epoch = EagerIterations(net, features, text, labels, settings, views).run_epoch
     elif features.is_cuda and settings.cuda_graph:
         from zsar.heads.sadvae_cuda_graph import GraphedIterations
 
@@ -232,9 +233,9 @@ class EagerIterations:
     schedule weight is zero skipped (their gradient is exactly zero), torch's fused Adam."""
 
     def __init__(self, net: SADVAENetwork, features, text, labels, settings: LoopSettings,
-                 view_generator: torch.Generator | None = None):
+                 views: tuple[torch.Tensor, torch.Generator] | None = None):
         self.net, self.features, self.text, self.labels, self.settings = net, features, text, labels, settings
-        self.view_generator = view_generator
+        self.views = views
         self.vae_opt = torch.optim.Adam(net.vae_parameters(), lr=settings.lr, fused=True)
         self.dis_params = list(net.discriminator.parameters())
         self.dis_opt = torch.optim.Adam(self.dis_params, lr=settings.lr, fused=True)
@@ -262,8 +263,9 @@ class EagerIterations:
     def _text_rows(self, positions: torch.Tensor) -> torch.Tensor:
         if self.text.ndim == 2:
             return self.text[positions]
-        views = torch.randint(self.text.shape[0], (len(positions),), generator=self.view_generator)
-        return self.text[views.to(positions.device), positions]
+        probabilities, generator = self.views
+        drawn = draw_views(probabilities, len(positions), generator)
+        return self.text[drawn.to(positions.device), positions]
 
 
 def text_latent_samples(net: SADVAENetwork, text: torch.Tensor, per_class: int, scalar_noise: bool,

@@ -7,7 +7,7 @@ export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test install lint bench clean nw-ucla fault-sweep
+.PHONY: demo test install lint bench clean nw-ucla fault-sweep text-variants
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ bench: $(BIN)/.installed
 fault-sweep: $(BIN)/.installed
 	$(BIN)/python benchmarks/fault_sweep.py --rows 200 --batch 64 --data ../shared/datasets/nw-ucla/all_sqe
 	$(BIN)/python benchmarks/fault_sweep.py --rows 120 --batch 40
+
+# Text variants x heads on the demo's splits, paired with prompts (about 15 minutes); for NW-UCLA after `make
+# nw-ucla`: python benchmarks/text_variants.py experiments/nw_ucla_zsl.toml --out runs/nw_ucla_zsl
+text-variants: $(BIN)/.installed
+	$(BIN)/python benchmarks/text_variants.py zsar/experiment/builtin/demo.toml --out runs/demo_text
 
 # The real-data worked example (needs NW-UCLA at ../shared/datasets/nw-ucla/all_sqe, or edit the config)
 nw-ucla: $(BIN)/.installed

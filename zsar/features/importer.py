@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,10 @@ import pandas as pd
 from zsar.class_lists.text_files import read_class_names
 from zsar.errors import ZsarError
 from zsar.features.inputs import arrays_digest
-from zsar.features.schema import CacheHeader
+from zsar.features.schema import CacheHeader, validate_metadata
 from zsar.features.writer import write_cache
+
+log = logging.getLogger(__name__)
 
 
 def load_npy(path: Path) -> np.ndarray:
@@ -33,6 +36,42 @@ def _load_table(path: Path) -> pd.DataFrame:
         raise ZsarError(f"cannot read metadata table ({exc})", path) from exc
 
 
+SPLIT_ALIASES = {"validation": "val", "valid": "val", "dev": "val", "training": "train", "testing": "test"}
+SPLITS = ("train", "val", "test")
+
+
+def checked_metadata(table: pd.DataFrame, names: list[str], metadata: Path, class_names: Path) -> pd.DataFrame:
+    """The user's metadata with `label` as class indices (class names are mapped through the class list) and
+    `split` as train / val / test (case and the usual aliases mapped); every problem names the metadata file."""
+    missing = [c for c in ("sample_id", "label", "split") if c not in table]
+    if missing:
+        raise ZsarError(f"metadata needs the columns {missing} (sample_id, label, split; class_name and source are "
+                        "filled in)", metadata)
+    table = table.copy()
+    labels = pd.to_numeric(table["label"], errors="coerce")
+    if labels.isna().any():  # class names: map them through the class list
+        index = {name: i for i, name in enumerate(names)}
+        text = table["label"].astype(str).str.strip()
+        unknown = sorted(set(text[~text.isin(index) & labels.isna()]))
+        if unknown:
+            raise ZsarError(f"labels {unknown[:10]} are neither class indices nor names in {class_names}; use the "
+                            "class list's names or 0-based indices", metadata)
+        labels = labels.where(labels.notna(), text.map(index))
+    table["label"] = labels
+    split = table["split"].astype(str).str.strip()
+    mapped = split.str.lower().replace(SPLIT_ALIASES)
+    unknown = sorted(set(split[~mapped.isin(SPLITS)]))
+    if unknown:
+        raise ZsarError(f"split values {unknown[:10]} are not train / val / test (case and validation, dev, "
+                        "training, testing are mapped): rename them in the metadata file", metadata)
+    table["split"] = mapped
+    unused = [name for i, name in enumerate(names) if i not in set(labels[labels >= 0].astype(int).tolist())]
+    if unused:
+        log.warning("%s: no sample is labelled with %d of the %d classes of %s (%s): zero-shot splits that hold "
+                    "them will be refused", metadata, len(unused), len(names), class_names, ", ".join(unused[:10]))
+    return table
+
+
 def import_arrays(
     embeddings: Path, metadata: Path, class_names: Path, out: Path, dataset: str, encoder: str,
     modality: str = "other", logits: Path | None = None, logit_classes: list[int] | None = None,
@@ -47,10 +86,14 @@ def import_arrays(
     table = _load_table(metadata)
     if len(table) != len(x):
         raise ZsarError(f"{len(table)} metadata rows for {len(x)} embeddings", metadata)
-    if "class_name" not in table and "label" in table:
-        table["class_name"] = [names[int(i)] if 0 <= int(i) < len(names) else "" for i in table["label"]]
+    table = checked_metadata(table, names, metadata, class_names)
     if "source" not in table:
         table["source"] = Path(embeddings).name
+    if trained_classes is not None:
+        outside = sorted({c for c in trained_classes if not 0 <= c < len(names)})
+        if outside:
+            raise ZsarError(f"--trained-classes {outside} are outside the {len(names)} classes 0..{len(names) - 1}",
+                            class_names)
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
         raise ZsarError(f"{int(bad.sum())} embeddings contain NaN or inf (rows {np.flatnonzero(bad)[:5].tolist()})",
@@ -67,6 +110,10 @@ def import_arrays(
         trained_classes=None if trained_classes is None else tuple(trained_classes),
         logit_classes=None if lg is None else tuple(logit_classes),
     )
+    try:
+        table = validate_metadata(table, header)  # here, so that its errors name the user's file, not the cache
+    except ZsarError as exc:
+        raise ZsarError(exc.problem, metadata) from exc
     try:
         return write_cache(out, header, table, x, lg, overwrite=overwrite, content_digest=arrays_digest(x, lg))
     except ZsarError as exc:

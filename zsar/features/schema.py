@@ -134,13 +134,25 @@ def identity_difference(old: CacheHeader, new: CacheHeader) -> list[str]:
     return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]
 
 
+def class_names_of(labels: pd.Series, names: tuple[str, ...] | list[str]) -> list[str]:
+    """The class name of each label ('' for -1, unlabelled, and for labels the range check will refuse)."""
+    ids = pd.to_numeric(labels, errors="coerce")
+    return [names[int(i)] if pd.notna(i) and float(i).is_integer() and 0 <= int(i) < len(names) else ""
+            for i in ids]
+
+
 def validate_metadata(table: pd.DataFrame, header: CacheHeader) -> pd.DataFrame:
-    """Check and normalise a metadata table; `status`/`error` are added when missing."""
+    """Check and normalise a metadata table; `status`, `error` and `source` ('') are added when missing, and
+    `class_name` from the labels and the header's class names."""
     table = table.reset_index(drop=True).copy()
     if "status" not in table:
         table["status"] = "pending"
     if "error" not in table:
         table["error"] = ""
+    if "source" not in table:
+        table["source"] = ""
+    if "class_name" not in table and "label" in table:
+        table["class_name"] = class_names_of(table["label"], header.class_names)
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise ZsarError(f"metadata is missing columns {missing} (required: {list(REQUIRED_COLUMNS)})")
@@ -151,8 +163,9 @@ def validate_metadata(table: pd.DataFrame, header: CacheHeader) -> pd.DataFrame:
     if len(dup):
         raise ZsarError(f"sample_id values repeat, e.g. {dup.iloc[:3].tolist()}")
     labels = pd.to_numeric(table["label"], errors="coerce")
-    if labels.isna().any():
-        raise ZsarError("metadata label column must hold integer class indices")
+    if labels.isna().any() or not (labels == labels.round()).all():
+        odd = table["label"][labels.isna() | (labels != labels.round())].astype(str).unique()[:5].tolist()
+        raise ZsarError(f"metadata label column must hold integer class indices; found {odd}")
     table["label"] = labels.astype(np.int64)
     n_classes = len(header.class_names)
     bad = table["label"][(table["label"] < -1) | (table["label"] >= n_classes)]

@@ -22,11 +22,10 @@ class and the fix.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-
-import tomllib
 
 from zsar.class_lists.names import builtin_class_names, canonical_dataset
 from zsar.errors import ZsarError

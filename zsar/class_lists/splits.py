@@ -8,12 +8,12 @@ hyper-parameters and GZSL gates are fitted, so that the test classes are touched
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import tomllib
 
 from zsar.class_lists.names import BUILTIN_DATASETS, builtin_class_names, canonical_dataset
 from zsar.errors import ZsarError

@@ -64,10 +64,9 @@ threads = 0                   # CPU threads for the heads; 0: the cores other pr
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-
-import tomllib
 
 from zsar.errors import ZsarError
 

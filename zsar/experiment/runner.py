@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from zsar.atomic import atomic_target
 from zsar.class_lists.class_text import class_text_for
 from zsar.class_lists.splits import ZeroShotSplit, load_split, random_split
 from zsar.class_lists.text_files import read_class_names, read_class_texts
@@ -207,7 +208,8 @@ class _HeadRuns:
                               validation=validation)
         run_dir = self.out / "runs" / spec.name / f"{split_tag(split)}__seed{seed}"
         run_dir.mkdir(parents=True, exist_ok=True)
-        result.predictions.to_csv(run_dir / "predictions.csv", index=False)
+        with atomic_target(run_dir / "predictions.csv") as tmp:
+            result.predictions.to_csv(tmp, index=False)
         self.correct.setdefault(spec.name, {})[(split.name, seed)] = zsl_correct(result.predictions)
         result.fitted.save(run_dir / "head")
         self.runs.append({**result.summary(), "predictions": str(run_dir / "predictions.csv"),
@@ -277,7 +279,7 @@ def _assemble_report(config: ExperimentConfig, splits: list[ZeroShotSplit], head
     primary = summaries[ran[0]]
     report = {
         "experiment": config.name,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "zsl": {k: v["mean"] for k, v in primary["zsl"].items()},
         "gzsl": {k: v["mean"] for k, v in primary["gzsl"].items()} if "gzsl" in primary else None,
         "primary_head": ran[0],

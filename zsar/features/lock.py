@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from zsar.errors import ZsarError
@@ -38,7 +38,7 @@ def _holder(lock: Path) -> str:
 def _record_holder(fd: int) -> None:
     """Who holds the lock, for a refused writer's message (best effort: a full disk must not stop the run)."""
     record = {"pid": os.getpid(), "host": socket.gethostname(),
-              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+              "started": datetime.now(UTC).isoformat(timespec="seconds")}
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)

@@ -23,7 +23,7 @@ import io
 import logging
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
@@ -181,7 +181,7 @@ class CacheWriter:
             lock.release()
 
     def _set_aside(self, reason: str) -> None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         target = self.partial.with_name(f"{self.partial.name}.damaged-{stamp}-{os.getpid()}")
         try:
             os.replace(self.partial, target)
@@ -304,7 +304,7 @@ class CacheWriter:
         h5.attrs["run_id"] = text_attr(uuid.uuid4().hex)
         h5.attrs["header"] = text_attr(h.to_json())
         h5.attrs["zsar_version"] = text_attr(__version__)
-        h5.attrs["created"] = text_attr(datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        h5.attrs["created"] = text_attr(datetime.now(UTC).isoformat(timespec="seconds"))
         h5.attrs["input_metadata_digest"] = text_attr(self.inputs["metadata"])
         h5.attrs["input_content_digest"] = text_attr(self.inputs["content"])
         shapes = {"embeddings": ((n, h.embedding_dim), h.dtype)}

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from zsar import __version__
+from zsar.atomic import atomic_target, write_text_atomic
 from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 from zsar.scoring import PrototypeIndex, label_positions
@@ -149,8 +150,10 @@ class Head:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"head": self.name, "config": asdict(self.config), "zsar_version": __version__}
-        (directory / "config.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        save_file({k: np.ascontiguousarray(v) for k, v in self.state.items()}, str(directory / "weights.safetensors"))
+        # weights first, each file replaced atomically: a crash leaves the old head or a complete new one's weights
+        with atomic_target(directory / "weights.safetensors") as tmp:
+            save_file({k: np.ascontiguousarray(v) for k, v in self.state.items()}, str(tmp))
+        write_text_atomic(directory / "config.json", json.dumps(meta, indent=2))
         return directory
 
     @classmethod

@@ -10,6 +10,7 @@ from zsar.extract.text import (
     PLAIN_VARIANTS,
     TextSources,
     build_prototypes,
+    build_variants,
     class_texts,
     compose,
     embed_classes,
@@ -90,6 +91,27 @@ def test_ensemble_is_the_weighted_mean_of_its_components(text_encoder):
     # a subset keeps the views of its classes
     sub = ensemble.subset([4, 2])
     np.testing.assert_array_equal(sub.views, ensemble.views[:, [4, 2]])
+
+
+def test_build_variants_embeds_each_plain_variant_once(text_encoder):
+    texts = builtin_class_text("nw_ucla")
+    names = [t.name for t in texts]
+    sources = TextSources(class_text=texts)
+    calls = []
+
+    class Counting:
+        name, weights_sha256 = text_encoder.name, text_encoder.weights_sha256
+
+        def embed(self, batch):
+            calls.append(len(batch))
+            return text_encoder.embed(batch)
+
+    built = build_variants(Counting(), range(10), names, ["ensemble", "motion", "prompts"], sources,
+                           {"prompts": 1.0, "motion": 2.0})
+    assert list(built) == ["ensemble", "motion", "prompts"] and len(calls) == 2  # the ensemble reused both
+    alone = build_prototypes(text_encoder, range(10), names, "ensemble", sources, {"prompts": 1.0, "motion": 2.0})
+    np.testing.assert_array_equal(built["ensemble"].vectors, alone.vectors)
+    np.testing.assert_array_equal(built["ensemble"].views, alone.views)
 
 
 def test_ensemble_weights_are_checked():

@@ -177,8 +177,11 @@ def builtin_class_text(dataset: str) -> list[ClassText]:
 
 
 def find_builtin_class_text(class_names: list[str]) -> tuple[str, list[ClassText]] | None:
-    """(dataset, class text) of the built-in list whose names are exactly `class_names`, else None."""
+    """(dataset, class text) of the built-in list whose names are exactly `class_names`, else None (only a list
+    whose names file matches is parsed; the demo's classes have no names file)."""
     for key in TEXT_DATASETS:
+        if key != "synthetic" and builtin_class_names(key) != list(class_names):
+            continue
         texts = builtin_class_text(key)
         if [t.name for t in texts] == list(class_names):
             return key, texts

@@ -135,20 +135,19 @@ def choose_text_variant(
     """(text variant, parameters, table): with several variants, every one is ranked with the head's grid on the
     validation problem (on test only in the flagged papers' mode) and the best variant with its best setting wins
     (the first of equals, in the order given). The table's rows name their variant."""
-    ranked = []
+    several, ranked = len(texts) > 1, []
     for variant, prototypes in texts.items():
-        if len(texts) > 1:
+        if several:
             progress.stage(f"text variant {variant!r}")
         if on_test:
             params, table = select_on_test(head_name, base_params, grid, train, test, split, prototypes, seed,
                                            backend, device)
         else:
             params, table = select_parameters(head_name, base_params, grid, train, split, prototypes, seed, backend,
-                                              device, always_rank=len(texts) > 1)
-        ranked.append((variant, params, [{**row, "text_variant": variant} for row in table]))
-    if len(ranked) == 1:
-        variant, params, table = ranked[0]
-        return variant, params, [{k: v for k, v in row.items() if k != "text_variant"} for row in table]
+                                              device, always_rank=several)
+        ranked.append((variant, params, [{**row, "text_variant": variant} for row in table] if several else table))
+    if not several:
+        return ranked[0]
     metric = "test_top1" if on_test else "validation_top1"
     scores = [max((row[metric] for row in table if metric in row), default=None) for _, _, table in ranked]
     if any(score is None for score in scores):  # no validation classes: nothing to choose with

@@ -27,7 +27,7 @@ from zsar.experiment.config import ExperimentConfig, load_config
 from zsar.extract.encoder_training import EncoderTrainConfig, train_skeleton_encoder
 from zsar.extract.skeleton import extract_skeleton_network, extract_skeleton_stats
 from zsar.extract.skeleton_stats import ENCODER_NAME, SkeletonStatsConfig, SkeletonStatsEncoder
-from zsar.extract.text import TextEncoder, TextSources, build_prototypes
+from zsar.extract.text import TextEncoder, TextSources, build_variants
 from zsar.features.fingerprint import file_sha256
 from zsar.features.prototypes import ClassPrototypes, load_prototypes, save_prototypes
 from zsar.features.reader import FeatureCache
@@ -123,9 +123,8 @@ def prepare_prototypes(config: ExperimentConfig, class_names: list[str], out: Pa
         descriptions=read_class_texts(config.resolve(t.descriptions), class_names) if t.descriptions else None,
         parts=read_class_texts(config.resolve(t.parts), class_names) if t.parts else None,
         part_weights=t.part_weights)
-    encoder = TextEncoder(t.model)
-    texts = {variant: build_prototypes(encoder, range(len(class_names)), class_names, variant, sources, t.ensemble)
-             for variant in t.variants}
+    texts = build_variants(TextEncoder(t.model), range(len(class_names)), class_names, t.variants, sources,
+                           t.ensemble)
     model = f"{_safe(Path(t.model).name)}__" if t.model else ""  # another model's file is another file
     path = save_prototypes(out / "cache" / f"prototypes__{model}{'+'.join(t.variants)}.h5", list(texts.values()))
     return texts, path

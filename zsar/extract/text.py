@@ -204,12 +204,14 @@ def ensemble_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
 def build_prototypes(
     encoder: TextEncoder, class_ids: Sequence[int], class_names: Sequence[str], variant: str = "prompts",
     sources: TextSources | None = None, ensemble: Mapping[str, float] | None = None,
+    built: Mapping[str, ClassPrototypes] | None = None,
 ) -> ClassPrototypes:
     """Embed the classes' texts and compose one unit prototype per class (an `ensemble` keeps its components
-    as views)."""
+    as views, taking those in `built` as they are instead of embedding them again)."""
     if variant == "ensemble":
         weights = ensemble_weights(ensemble)
-        parts = [build_prototypes(encoder, class_ids, class_names, v, sources) for v in weights]
+        built = built or {}
+        parts = [built.get(v) or build_prototypes(encoder, class_ids, class_names, v, sources) for v in weights]
         views = np.stack([p.vectors for p in parts])
         vectors = np.stack([compose(views[:, c], list(weights.values())) for c in range(views.shape[1])])
         texts = [[t for p in parts for t in p.texts[c]] for c in range(len(class_names))]
@@ -227,6 +229,18 @@ def build_prototypes(
                             "use the first weights)")
         out.append(compose(block, part_weights[: len(group)] if part_weights else None))
     return _prototypes(encoder, class_ids, class_names, np.stack(out), variant, texts)
+
+
+def build_variants(
+    encoder: TextEncoder, class_ids: Sequence[int], class_names: Sequence[str], variants: Sequence[str],
+    sources: TextSources | None = None, ensemble: Mapping[str, float] | None = None,
+) -> dict[str, ClassPrototypes]:
+    """Every variant asked for, by name and in the order asked; each plain variant is embedded once (an ensemble
+    reuses the components also asked for)."""
+    built: dict[str, ClassPrototypes] = {}
+    for variant in sorted(variants, key=lambda v: v == "ensemble"):  # plain variants first
+        built[variant] = build_prototypes(encoder, class_ids, class_names, variant, sources, ensemble, built)
+    return {variant: built[variant] for variant in variants}
 
 
 def _prototypes(encoder: TextEncoder, class_ids, class_names, vectors, variant, texts, views=None,
@@ -257,5 +271,4 @@ def embed_classes(
     bad = [v for v in variants if v not in VARIANTS]
     if bad or not variants:
         raise ZsarError(f"text variants {bad or '(none)'}: choose from {VARIANTS}")
-    encoder = TextEncoder(model)
-    return [build_prototypes(encoder, range(len(names)), names, v, sources, ensemble) for v in variants]
+    return list(build_variants(TextEncoder(model), range(len(names)), names, variants, sources, ensemble).values())

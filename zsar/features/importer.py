@@ -65,7 +65,8 @@ def checked_metadata(table: pd.DataFrame, names: list[str], metadata: Path, clas
         raise ZsarError(f"split values {unknown[:10]} are not train / val / test (case and validation, dev, "
                         "training, testing are mapped): rename them in the metadata file", metadata)
     table["split"] = mapped
-    unused = [name for i, name in enumerate(names) if i not in set(labels[labels >= 0].astype(int).tolist())]
+    used = set(labels[labels >= 0].astype(int).tolist())
+    unused = [name for i, name in enumerate(names) if i not in used]
     if unused:
         log.warning("%s: no sample is labelled with %d of the %d classes of %s (%s): zero-shot splits that hold "
                     "them will be refused", metadata, len(unused), len(names), class_names, ", ".join(unused[:10]))

@@ -106,26 +106,21 @@ def save_prototypes(path: str | Path, prototypes: Sequence[ClassPrototypes]) -> 
     return path
 
 
-def _open(path: Path) -> h5py.File:
+def load_prototypes(path: str | Path, variant: str | None = None) -> ClassPrototypes:
+    """Read one variant (the only one when `variant` is None)."""
+    path = Path(path)
     if not path.exists():
         raise ZsarError("prototype file not found", path)
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:
         raise ZsarError(f"not a readable HDF5 file ({exc})", path) from exc
-    if h5.attrs.get("kind") != "class_prototypes":
-        h5.close()
-        raise ZsarError("not a zsar prototype file", path)
-    if int(h5.attrs.get("zsar_schema_version", -1)) != PROTOTYPE_SCHEMA_VERSION:
-        h5.close()
-        raise ZsarError(f"prototype file has another schema version; this zsar reads {PROTOTYPE_SCHEMA_VERSION}", path)
-    return h5
-
-
-def load_prototypes(path: str | Path, variant: str | None = None) -> ClassPrototypes:
-    """Read one variant (the only one when `variant` is None)."""
-    path = Path(path)
-    with _open(path) as h5:
+    with h5:
+        if h5.attrs.get("kind") != "class_prototypes":
+            raise ZsarError("not a zsar prototype file", path)
+        if int(h5.attrs.get("zsar_schema_version", -1)) != PROTOTYPE_SCHEMA_VERSION:
+            raise ZsarError(f"prototype file has another schema version; this zsar reads {PROTOTYPE_SCHEMA_VERSION}",
+                            path)
         variants = list(h5["variants"].keys())
         if variant is None:
             if len(variants) != 1:

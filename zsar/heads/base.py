@@ -120,8 +120,8 @@ class Head:
         self.state["feature_std"] = (features.std(0) + 1e-6).astype(np.float32)
 
     def _training_tensors(self, features: np.ndarray, labels: np.ndarray, prototypes: ClassPrototypes, device):
-        """Reset the state, fit the standardiser; standardised features, label positions and the prototypes as
-        torch tensors (for the heads trained with torch)."""
+        """Reset the state, fit the standardiser; standardised features and label positions as torch tensors (for
+        the heads trained with torch; the class text comes from `text_views.TrainingText`)."""
         import torch
 
         self.state = {}
@@ -129,7 +129,7 @@ class Head:
         self._fit_standardiser(features)
         x = torch.from_numpy(self._standardise(features)).to(device)
         y = torch.from_numpy(label_positions(labels, prototypes.class_ids)).to(device)
-        return x, y, torch.from_numpy(prototypes.vectors).to(device)
+        return x, y
 
     def _keep_view_weights(self, text) -> dict:
         """Keep a `fused` head's learned view weights in its state (they make its scoring vectors); the fit info

@@ -70,9 +70,9 @@ class DualHeadConfig:
 TEXT_VIEW_MODES = ("mean", "augment", "fused")  # zsar/heads/text_views.py says what they do
 
 
-def _check_text_views(head: str, mode: str) -> None:
-    if mode not in TEXT_VIEW_MODES:
-        raise ZsarError(f"{head}: text_views must be one of {TEXT_VIEW_MODES}, not {mode!r}")
+def _check_text_views(head: str, mode: str, modes: tuple[str, ...] = TEXT_VIEW_MODES) -> None:
+    if mode not in modes:
+        raise ZsarError(f"{head}: text_views must be one of {modes}, not {mode!r}")
 
 
 # the released scripts' settings: semantic latent, style latent, Adam lr, batch size, discriminator period
@@ -111,8 +111,7 @@ class SADVAEConfig:
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ZsarError(f"sadvae: unknown preset {self.preset!r}; known: {sorted(PRESETS)}")
-        if self.text_views not in ("mean", "augment"):
-            raise ZsarError(f"sadvae: text_views must be 'mean' or 'augment', not {self.text_views!r}")
+        _check_text_views("sadvae", self.text_views, ("mean", "augment"))  # its text VAE takes one vector: no fused
         if self.feature_scaling not in ("none", "standardise"):
             raise ZsarError("sadvae: feature_scaling must be 'none' or 'standardise'")
         values = [self.setting(k) for k in PRESET_KEYS] + [self.latents_per_class, self.classifier_steps]

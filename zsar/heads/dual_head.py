@@ -46,7 +46,7 @@ class DualHead(Head):
     def fit(self, features, labels, prototypes: ClassPrototypes, seed: int = 0) -> dict:
         cfg = self.config
         device = training_device(cfg.device, self.name)
-        x, y, _ = self._training_tensors(features, labels, prototypes, device)
+        x, y = self._training_tensors(features, labels, prototypes, device)
         torch.manual_seed(seed)
         width = cfg.hidden or x.shape[1]
         trunk = torch.nn.Linear(x.shape[1], cfg.hidden).to(device) if cfg.hidden else None

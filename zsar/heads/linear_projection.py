@@ -32,7 +32,7 @@ class LinearProjectionHead(Head):
     def fit(self, features, labels, prototypes: ClassPrototypes, seed: int = 0) -> dict:
         cfg = self.config
         device = training_device(cfg.device, self.name)
-        x, y, _ = self._training_tensors(features, labels, prototypes, device)
+        x, y = self._training_tensors(features, labels, prototypes, device)
         torch.manual_seed(seed)
         layer = torch.nn.Linear(x.shape[1], prototypes.dim).to(device)
         text = TrainingText(prototypes, cfg.text_views, device, seed)

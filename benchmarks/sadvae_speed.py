@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads import build_head
 from zsar.heads.configs import PRESETS
-from zsar.heads.sadvae import torch_threads
 from zsar.heads.sadvae_model import (
     SADVAENetwork,
     Schedule,
@@ -39,6 +38,7 @@ from zsar.heads.sadvae_model import (
     text_latent_samples,
     train_latent_classifier,
 )
+from zsar.heads.torch_device import torch_threads
 
 REFERENCE_SECONDS = 125.0  # the figure for the released code, this machine, one thread
 

@@ -101,6 +101,33 @@ def run(config: Path = typer.Argument(..., help="Experiment TOML file."),
     _print_summary(_interruptible(lambda: run_experiment(cfg, out)), out)
 
 
+def _csv(text: str | None) -> list[str] | None:
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
+
+
+@app.command()
+def leaderboard(config: Path = typer.Argument(..., help="Experiment TOML file (its data, encoder, text, splits)."),
+                out: Path = typer.Option(None, help="Output folder (default: the config's; its caches and encoders "
+                                                    "are reused)."),
+                heads: str = typer.Option(None, help="Comma-separated heads (default: the config's)."),
+                random_seeds: str = typer.Option(None, help="Comma-separated seeds replacing the config's random "
+                                                            "splits (development splits).")) -> None:
+    """Every head on the same features and splits: ZSL top-1 with the whole schedule, selected on validation, and
+    selected on test (the papers' protocol, labelled), GZSL H, paired comparisons and time per run."""
+    from zsar.experiment.check import check_experiment
+    from zsar.experiment.config import load_config
+    from zsar.experiment.leaderboard import leaderboard_config, run_leaderboard
+
+    cfg = load_config(config)
+    head_list = _csv(heads)
+    seeds = [int(s) for s in _csv(random_seeds) or []] or None
+    check_experiment(leaderboard_config(cfg, head_list, seeds), config)
+    out = out or Path(cfg.output_dir or Path("runs") / cfg.name)
+    record = _interruptible(lambda: run_leaderboard(cfg, out, head_list, seeds))
+    typer.echo((out / "leaderboard.md").read_text(encoding="utf-8"))
+    typer.echo(f"leaderboard: {out / 'leaderboard.md'} ({record['seconds']:.0f} s)")
+
+
 @app.command()
 def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder.")) -> None:
     """Run the built-in experiment on built-in synthetic skeleton data."""

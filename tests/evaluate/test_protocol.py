@@ -3,6 +3,7 @@ import pytest
 
 from zsar.class_lists import random_split
 from zsar.errors import ZsarError
+from zsar.evaluate.epoch_choice import moving_average
 from zsar.evaluate.protocol import run_protocol, with_training_device
 from zsar.experiment.config import config_from_dict
 from zsar.experiment.runner import run_experiment
@@ -78,8 +79,19 @@ def test_the_text_variant_is_chosen_on_validation(problem):
     sadvae = run_protocol("sadvae", {"epochs": 2, "batch_size": 8, "latents_per_class": 20, "classifier_steps": 20},
                           {}, train, test, split, texts, 0, gzsl=False)
     assert len(sadvae.selection) == 2 * 2 and sadvae.params["epochs"] in (1, 2)
-    scores = {(row["text_variant"], row["params"]["epochs"]): row["validation_top1"] for row in sadvae.selection}
+    scores = {(row["text_variant"], row["params"]["epochs"]): row["selection_score"] for row in sadvae.selection}
     assert scores[(sadvae.text_variant, sadvae.params["epochs"])] == max(scores.values())
+
+
+@pytest.mark.parametrize("rule", ["best", "smoothed", "last"])
+def test_the_epoch_rule_reads_the_validation_curve(problem, rule):
+    train, test, protos, split = problem
+    params = {"epochs": 5, "batch_size": 8, "latents_per_class": 20, "classifier_steps": 20}
+    result = run_protocol("sadvae", params, {}, train, test, split, protos, 0, gzsl=False, epoch_rule=rule)
+    curve = [row["validation_top1"] for row in result.selection]
+    expected = {"best": int(np.argmax(curve)) + 1, "last": 5,
+                "smoothed": int(np.argmax(moving_average(curve))) + 1}[rule]
+    assert result.params["epochs"] == expected
 
 
 @pytest.mark.slow

@@ -18,7 +18,14 @@ def problem(synthetic_cache, text_encoder):
 
 
 # settings for the fixture's 144 training samples (SA-DVAE's default batch gives 4 steps per epoch)
-FIXTURE_PARAMS = {"sadvae": {"batch_size": 8}}
+FIXTURE_PARAMS = {"sadvae": {"batch_size": 8},
+                  # CADA-VAE's narrow preset, 40 epochs; FS-VAE: 3 cycles of 150 iterations, standardised features
+                  "cada_vae": {"preset": "small", "epochs": 40, "threads": 1},
+                  "fs_vae": {"cycle": 150, "cycles": 3, "batch_size": 32, "lr": 1e-3, "feature_scaling": "standardise",
+                             "threads": 1},
+                  # a one-block denoiser, 300 steps (~2 s on one thread), the triplet term weighted up (12 seen classes)
+                  "tdsm": {"hidden": 32, "depth": 1, "heads": 2, "iterations": 300, "batch_size": 32, "lr": 2e-3,
+                           "warmup": 10, "feature_scaling": "standardise", "triplet_weight": 3.0, "threads": 1}}
 
 
 @pytest.mark.parametrize("name", sorted(HEADS))
@@ -52,7 +59,7 @@ def test_head_is_deterministic_for_a_seed(name, problem):
     seen = train.with_classes(split.seen)
     runs = []
     for _ in range(2):
-        head = build_head(name)
+        head = build_head(name, FIXTURE_PARAMS.get(name))
         head.fit(seen.embeddings, seen.labels, protos.subset(split.seen), seed=7)
         runs.append(head.score(test.embeddings, protos))
     np.testing.assert_array_equal(runs[0], runs[1])

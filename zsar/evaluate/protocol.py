@@ -24,6 +24,7 @@ from zsar import progress
 from zsar.class_lists.splits import ZeroShotSplit
 from zsar.errors import ZsarError
 from zsar.evaluate.domain_gate import fit_domain_gate
+from zsar.evaluate.epoch_choice import selection_scores
 from zsar.evaluate.gzsl import ausuc, best_gamma, calibrated_stacking_metrics, seen_unseen_curve
 from zsar.evaluate.metrics import confusion_matrix, gzsl_metrics, per_class_accuracy, zsl_metrics
 from zsar.evaluate.seen_scores import seen_class_logits
@@ -72,11 +73,12 @@ def _grid_combos(grid: dict) -> list[dict]:
 def rank_parameters(
     head_name: str, base_params: dict, combos: list[dict], fit_set: FeatureSet, fit_classes: list[int],
     queries: FeatureSet, query_classes: list[int], prototypes: ClassPrototypes, seed: int, metric: str,
-    backend: str = "auto", device: str = "cpu",
+    backend: str = "auto", device: str = "cpu", epoch_rule: str = "smoothed",
 ) -> tuple[dict, list]:
     """Fit on `fit_set` (classes `fit_classes`) with every combination, score `queries` among `query_classes`;
     the best parameters by ZSL top-1 (first of equals) and the table of all tried, under the key `metric`.
-    Heads with `epoch_selection` are scored after every epoch and the epoch count is part of the choice."""
+    Heads with `epoch_selection` are scored after every epoch and the epoch count is part of the choice, ranked
+    by `epoch_rule` (zsar/evaluate/epoch_choice.py); each row's `selection_score` is what it was ranked by."""
     head_cls = head_class(head_name)
     query_protos = prototypes.subset(query_classes)
 
@@ -91,24 +93,26 @@ def rank_parameters(
             head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(fit_classes), seed=seed,
                      monitor=lambda h: snapshots.append(h.snapshot()))
             epoch_scores = head_cls.score_snapshots(snapshots, queries.embeddings, query_protos, backend, device)
-            for epoch, scores in enumerate(epoch_scores, start=1):
-                candidates.append({**combo, "epochs": epoch})
-                table.append({"params": candidates[-1], metric: top1(scores)})
+            curve = [top1(scores) for scores in epoch_scores]
+            for epoch, (raw, ranked) in enumerate(zip(curve, selection_scores(curve, epoch_rule)), start=1):
+                candidates.append({**combo, head_cls.epoch_parameter: head.snapshot_setting(epoch)})
+                table.append({"params": candidates[-1], metric: raw, "selection_score": float(ranked)})
         else:
             head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(fit_classes), seed=seed)
             candidates.append(combo)
-            table.append({"params": combo, metric: top1(head.score(queries.embeddings, query_protos, backend,
-                                                                   device))})
-    best = max(range(len(table)), key=lambda i: (table[i][metric], -i))
+            score = top1(head.score(queries.embeddings, query_protos, backend, device))
+            table.append({"params": combo, metric: score, "selection_score": score})
+    best = max(range(len(table)), key=lambda i: (table[i]["selection_score"], -i))
     return {**base_params, **candidates[best]}, table
 
 
 def select_parameters(
     head_name: str, base_params: dict, grid: dict, train: FeatureSet, split: ZeroShotSplit,
     prototypes: ClassPrototypes, seed: int, backend: str = "auto", device: str = "cpu", always_rank: bool = False,
+    epoch_rule: str = "smoothed",
 ) -> tuple[dict, list]:
-    """Best parameters (and epoch count, for heads that report epochs) by validation ZSL top-1. A single setting
-    is not scored unless `always_rank` (when the score is compared with other text variants)."""
+    """Best parameters (and epoch count, for heads that report epochs, by `epoch_rule`) by validation ZSL top-1.
+    A single setting is not scored unless `always_rank` (when the score is compared with other text variants)."""
     combos = _grid_combos(grid)
     if combos == [{}] and not head_class(head_name).epoch_selection and not always_rank:
         return dict(base_params), []
@@ -120,17 +124,18 @@ def select_parameters(
     progress.stage(f"choosing among {len(combos)} setting(s) on validation")
     params, table = rank_parameters(head_name, base_params, combos, train.with_classes(split.validation_seen),
                                     split.validation_seen, queries, val.unseen, prototypes, seed, "validation_top1",
-                                    backend, device)
+                                    backend, device, epoch_rule)
     picked = {k: v for k, v in params.items() if k not in base_params or base_params[k] != v}
-    best = max(row["validation_top1"] for row in table)
+    best = max(row["selection_score"] for row in table)
     progress.chosen(f"{', '.join(f'{k}={v}' for k, v in picked.items()) or 'defaults'} "
-                    f"(validation top-1 {best:.1f})")
+                    f"(validation top-1 {best:.1f}{', smoothed' if epoch_rule == 'smoothed' else ''})")
     return params, table
 
 
 def choose_text_variant(
     head_name: str, base_params: dict, grid: dict, train: FeatureSet, test: FeatureSet, split: ZeroShotSplit,
     texts: Mapping[str, ClassPrototypes], seed: int, backend: str, device: str, on_test: bool,
+    epoch_rule: str = "smoothed",
 ) -> tuple[str, dict, list]:
     """(text variant, parameters, table): with several variants, every one is ranked with the head's grid on the
     validation problem (on test only in the flagged papers' mode) and the best variant with its best setting wins
@@ -144,12 +149,12 @@ def choose_text_variant(
                                            backend, device)
         else:
             params, table = select_parameters(head_name, base_params, grid, train, split, prototypes, seed, backend,
-                                              device, always_rank=several)
+                                              device, always_rank=several, epoch_rule=epoch_rule)
         ranked.append((variant, params, [{**row, "text_variant": variant} for row in table] if several else table))
     if not several:
         return ranked[0]
     metric = "test_top1" if on_test else "validation_top1"
-    scores = [max((row[metric] for row in table if metric in row), default=None) for _, _, table in ranked]
+    scores = [max((row["selection_score"] for row in table if metric in row), default=None) for _, _, table in ranked]
     if any(score is None for score in scores):  # no validation classes: nothing to choose with
         variant, params, table = ranked[0]
         return variant, params, table
@@ -199,7 +204,21 @@ def select_on_test(
     released codes report). Not an honest estimate; reports label runs made this way."""
     return rank_parameters(head_name, base_params, _grid_combos(grid), train.with_classes(split.seen), split.seen,
                            test.with_classes(split.unseen), split.unseen, prototypes, seed, "test_top1",
-                           backend, device)
+                           backend, device, epoch_rule="best")
+
+
+def selection_columns(head_name: str, base_params: dict, params: dict, grid: dict, train: FeatureSet,
+                      test: FeatureSet, split: ZeroShotSplit, prototypes: ClassPrototypes, seed: int, backend: str,
+                      device: str) -> dict:
+    """The leaderboard's two other columns for one run, next to the validation-selected top-1: `top1_last`, the
+    settings chosen on validation trained for the whole schedule (no choice of its length), and
+    `top1_test_selected`, every grid setting and training length ranked on the test split (the papers' protocol).
+    One pass of test-ranked fits on the seen classes gives both (the fits the protocol's final fit repeats)."""
+    table = select_on_test(head_name, base_params, grid, train, test, split, prototypes, seed, backend, device)[1]
+    chosen = {k: v for k, v in params.items() if k in grid}
+    runs = [row for row in table if {k: v for k, v in row["params"].items() if k in grid} == chosen]
+    # a head without epochs has one row per setting; with epochs the chosen setting's last snapshot
+    return {"top1_test_selected": max(row["test_top1"] for row in table), "top1_last": runs[-1]["test_top1"]}
 
 
 def predictions_table(task: str, data: FeatureSet, scores: np.ndarray, class_ids, class_names, k: int) -> pd.DataFrame:
@@ -232,13 +251,16 @@ def run_protocol(
     head_name: str, base_params: dict, grid: dict | None, train: FeatureSet, test: FeatureSet,
     split: ZeroShotSplit, prototypes: ClassPrototypes | Mapping[str, ClassPrototypes], seed: int, gzsl: bool = True,
     top_k: int = 5, backend: str = "auto", device: str = "cpu", selection_on_test: bool = False,
-    validation: FeatureSet | None = None,
+    validation: FeatureSet | None = None, epoch_rule: str = "smoothed", leaderboard_columns: bool = False,
 ) -> RunResult:
     """One head, split and seed. `selection_on_test` reproduces the papers' test-set model selection,
     for comparison only (the report labels it); by default parameters are chosen on validation.
     `prototypes`: one text variant, or several by name: then the variant is chosen like a parameter.
     `validation`: features for the validation problem from an encoder that never saw the validation-unseen
-    classes (as the published releases ship them); by default the training features serve."""
+    classes (as the published releases ship them); by default the training features serve.
+    `epoch_rule`: how the training length is read off the validation curve (zsar/evaluate/epoch_choice.py); the
+    papers' mode always takes the best test epoch. `leaderboard_columns` adds the last-epoch and test-selected
+    top-1 to the ZSL result (`selection_columns`; after the honest result is computed)."""
     validation = train if validation is None else validation
     texts = {prototypes.variant: prototypes} if isinstance(prototypes, ClassPrototypes) else dict(prototypes)
     grid = head_class(head_name).search_space if grid is None else grid
@@ -249,7 +271,7 @@ def run_protocol(
         _require_samples(test.with_classes(split.unseen), split.unseen, "unseen test", split)
     variant, params, selection = choose_text_variant(head_name, base_params, grid, train if selection_on_test else
                                                      validation, test, split, texts, seed, backend, device,
-                                                     selection_on_test)
+                                                     selection_on_test, epoch_rule)
     prototypes = texts[variant]
     head = build_head(head_name, params)
     progress.stage("fitting on the seen classes")
@@ -261,6 +283,9 @@ def run_protocol(
     unseen_protos = prototypes.subset(split.unseen)
     scores = head.score(zsl_test.embeddings, unseen_protos, backend, device)
     zsl = zsl_metrics(scores, zsl_test.labels, split.unseen, top_k)
+    if leaderboard_columns and not selection_on_test:
+        zsl.update(selection_columns(head_name, base_params, params, grid, train, test, split, prototypes, seed,
+                                     backend, device))
     predicted = np.asarray(split.unseen)[scores.argmax(axis=1)]
     tables = [predictions_table("zsl", zsl_test, scores, split.unseen, unseen_protos.class_names, top_k)]
     gzsl_result = None

@@ -11,6 +11,7 @@ from pathlib import Path
 from zsar.class_lists.class_text import read_class_text
 from zsar.class_lists.splits import builtin_split_names, load_split
 from zsar.errors import ZsarError
+from zsar.evaluate.epoch_choice import EPOCH_RULES
 from zsar.experiment.config import ExperimentConfig
 from zsar.extract.text import VARIANTS, ensemble_weights
 from zsar.heads.base import build_config
@@ -164,6 +165,8 @@ def _check_evaluate(config: ExperimentConfig, check: ConfigCheck) -> None:
         check.add(f"[evaluate] threads = {ev.threads!r}: a whole number, 0 for the free cores")
     if not isinstance(ev.top_k, int) or ev.top_k < 1:
         check.add(f"[evaluate] top_k = {ev.top_k!r}: a positive whole number")
+    if ev.epoch_choice not in EPOCH_RULES:
+        check.add(f"[evaluate] epoch_choice = {ev.epoch_choice!r}: use one of {EPOCH_RULES}")
 
 
 def check_experiment(config: ExperimentConfig, source: Path | None = None) -> ConfigCheck:

@@ -58,6 +58,8 @@ search_backend = "auto"       # auto | faiss | numpy
 device = "cpu"                # extraction, search, and training of heads whose params name no device
 allow_leakage = false         # evaluate even if the encoder was trained on unseen classes (flagged)
 select_on_test = false        # papers' best-on-test model selection, for comparison only (flagged)
+epoch_choice = "smoothed"     # training length from the validation curve: smoothed | best | last
+leaderboard_columns = false   # also the last-epoch and test-selected ZSL top-1 of every run (zsar leaderboard)
 threads = 0                   # CPU threads for the heads; 0: the cores other processes leave free (zsar/compute.py)
 ```
 """
@@ -137,6 +139,8 @@ class EvaluateConfig:
     device: str = "cpu"
     allow_leakage: bool = False
     select_on_test: bool = False
+    epoch_choice: str = "smoothed"  # zsar/evaluate/epoch_choice.py: smoothed | best | last
+    leaderboard_columns: bool = False  # also the last-epoch and test-selected top-1 (zsar/experiment/leaderboard.py)
     threads: int = 0  # CPU threads of head training and scoring; 0: the cores other processes leave free
 
 

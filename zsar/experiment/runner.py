@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -200,18 +201,21 @@ class _HeadRuns:
     def run(self, spec, split: ZeroShotSplit, seed: int, cache: FeatureCache, validation, tracker: RunProgress):
         ev = self.config.evaluate
         tracker.start_run(spec.name, split.name, seed)
+        started = time.perf_counter()
         train, test = self.features(cache, self.config.data.train_split), self.features(cache,
                                                                                          self.config.data.test_split)
         result = run_protocol(spec.name, spec.params, spec.search, train, test, split, self.texts, seed,
                               ev.gzsl, ev.top_k, ev.search_backend, ev.device, ev.select_on_test,
-                              validation=validation)
+                              validation=validation, epoch_rule=ev.epoch_choice,
+                              leaderboard_columns=ev.leaderboard_columns)
         run_dir = self.out / "runs" / spec.name / f"{split_tag(split)}__seed{seed}"
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_target(run_dir / "predictions.csv") as tmp:
             result.predictions.to_csv(tmp, index=False)
         self.correct.setdefault(spec.name, {})[(split.name, seed)] = zsl_correct(result.predictions)
         result.fitted.save(run_dir / "head")
-        self.runs.append({**result.summary(), "predictions": str(run_dir / "predictions.csv"),
+        self.runs.append({**result.summary(), "seconds": round(time.perf_counter() - started, 2),
+                          "predictions": str(run_dir / "predictions.csv"),
                           "split_classes": split.to_dict(), "features": str(cache.path)})
         if not any(t.startswith(f"{spec.name}:") for t, _ in self.figures):
             names = [self.class_names[c] for c in split.unseen]
@@ -292,6 +296,7 @@ def _assemble_report(config: ExperimentConfig, splits: list[ZeroShotSplit], head
                                 "honest estimate)") if ev.select_on_test else
             "validation zero-shot split (seen classes held out as unseen, training samples only)",
             "test_touched_once": not ev.select_on_test,
+            "epoch_choice": "best (on test)" if ev.select_on_test else ev.epoch_choice,
             "validation_encoder": ("per split, trained on the validation-seen classes only" if validation_caches
                                    else "given ([data] validation_cache)" if validation_cache is not None
                                    else "the split's encoder (it was trained on the validation classes too)"),

@@ -63,6 +63,8 @@ class Head:
     # fit(..., monitor=f) calls f(head) after every epoch (the head in that epoch's state); the protocol keeps a
     # `snapshot()` of each, scores them with `score_snapshots` and chooses `epochs` too
     epoch_selection: ClassVar[bool] = False
+    # the setting the choice among snapshots sets (`snapshot_setting(k)` is its value for the k-th, 1-based)
+    epoch_parameter: ClassVar[str] = "epochs"
     # a class's score does not depend on the other classes scored with it (prototype heads)
     separable_scores: ClassVar[bool] = True
 
@@ -86,6 +88,11 @@ class Head:
     @property
     def temperature(self) -> float:
         return float(getattr(self.config, "temperature", 1.0))
+
+    def snapshot_setting(self, k: int) -> int:
+        """The value of `epoch_parameter` that makes a fresh fit stop where the k-th monitored snapshot (1-based)
+        was taken: k epochs unless the head monitors otherwise."""
+        return k
 
     # -- shared --------------------------------------------------------------------------------
     def score(
@@ -130,6 +137,52 @@ class Head:
         x = torch.from_numpy(self._standardise(features)).to(device)
         y = torch.from_numpy(label_positions(labels, prototypes.class_ids)).to(device)
         return x, y
+
+    def _checked_training_tensors(self, features: np.ndarray, labels: np.ndarray, prototypes: ClassPrototypes,
+                                  scaling: str, device):
+        """`_training_tensors` for heads with a `feature_scaling` setting: finite features checked (an error naming the
+        head), standardised when `scaling` is "standardise", else fed raw; the state is reset."""
+        import torch
+
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2:
+            raise ZsarError(f"{self.name}: training features must be [N, D], got shape {features.shape}")
+        if not np.isfinite(features).all():
+            raise ZsarError(f"{self.name}: training features contain NaN or inf")
+        if scaling == "standardise":
+            return self._training_tensors(features, labels, prototypes, device)
+        self.state = {}
+        check_prototypes_cover(labels, prototypes)
+        x = torch.from_numpy(features).to(device)
+        return x, torch.from_numpy(label_positions(labels, prototypes.class_ids)).to(device)
+
+    def _scoring_tensor(self, features: np.ndarray, prototypes: ClassPrototypes, text_dim: int):
+        """Checked (fitted, feature and text widths) and, when the head standardises, standardised features as a
+        CPU tensor, for heads that score with torch."""
+        import torch
+
+        if not self.state:
+            raise ZsarError(f"head {self.name!r} is not fitted")
+        self._check_dim(features)
+        if prototypes.dim != text_dim:
+            raise ZsarError(f"text prototypes are {prototypes.dim}-d; the head was trained on {text_dim}-d text")
+        features = np.asarray(features, dtype=np.float32)
+        if "feature_mean" in self.state:
+            features = self._standardise(features)
+        return torch.from_numpy(features)
+
+    def _cached_for_classes(self, prototypes: ClassPrototypes, build):
+        """`build()` once per (fitted state, prototypes' classes and vectors): what a head trains to score a class
+        set (a latent classifier) is reused, e.g. by the GZSL gate and the ZSL test on the same unseen classes."""
+        import hashlib
+
+        key = (tuple(int(c) for c in prototypes.class_ids), hashlib.sha256(prototypes.vectors.tobytes()).hexdigest())
+        cached = getattr(self, "_class_set_cache", None)
+        if cached is None or cached[0] is not self.state:
+            cached = self._class_set_cache = (self.state, {})
+        if key not in cached[1]:
+            cached[1][key] = build()
+        return cached[1][key]
 
     def _keep_view_weights(self, text) -> dict:
         """Keep a `fused` head's learned view weights in its state (they make its scoring vectors); the fit info

@@ -10,10 +10,11 @@ from zsar import progress
 
 
 def train_minibatches(param_groups: list, batch_loss: Callable[[torch.Tensor], torch.Tensor], num_samples: int,
-                      epochs: int, batch_size: int, lr: float, seed: int, device: torch.device | str = "cpu") -> float:
+                      epochs: int, batch_size: int, lr: float, seed: int, device: torch.device | str = "cpu",
+                      after_epoch: Callable[[int], None] | None = None) -> float:
     """Run `epochs` passes of AdamW over shuffled mini-batches; `batch_loss(indices)` gives the loss of a batch.
-    Every pass is reported to the run's progress display. Returns the last batch's loss (NaN when training
-    diverged)."""
+    Every pass is reported to the run's progress display, then `after_epoch(epoch)` runs (1-based). Returns the
+    last batch's loss (NaN when training diverged)."""
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.AdamW(param_groups, lr=lr)
     loss = torch.tensor(float("nan"))
@@ -25,5 +26,7 @@ def train_minibatches(param_groups: list, batch_loss: Callable[[torch.Tensor], t
             loss.backward()
             optimiser.step()
         progress.epoch(epoch, epochs)
+        if after_epoch is not None:
+            after_epoch(epoch)
     return float(loss.detach())  # read once: a read per step would wait for an accelerator every step
 

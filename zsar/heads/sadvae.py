@@ -16,8 +16,6 @@ dimension (the VAE as written in the paper) and logits are not rectified.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -25,24 +23,12 @@ import torch
 
 from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
-from zsar.heads.base import Head, check_prototypes_cover
+from zsar.heads.base import Head
 from zsar.heads.configs import SADVAEConfig
 from zsar.heads.latent_classifier import LatentClassifiers, train_latent_classifiers
 from zsar.heads.sadvae_model import LoopSettings, SADVAENetwork, text_latent_samples, train_sadvae
 from zsar.heads.text_views import VIEW_SEED_OFFSET, view_probabilities
-from zsar.heads.torch_device import training_device
-from zsar.scoring import label_positions
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None):
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from zsar.heads.torch_device import torch_threads, training_device
 
 
 class SADVAEHead(Head):
@@ -56,17 +42,8 @@ class SADVAEHead(Head):
         """Train on seen-class features; `monitor(head)` (if given) is called after every epoch with the head
         in its state at that epoch."""
         cfg = self.config
-        features = np.asarray(features, dtype=np.float32)
-        if not np.isfinite(features).all():
-            raise ZsarError("sadvae: training features contain NaN or inf")
-        self.state = {}
-        check_prototypes_cover(labels, prototypes)
-        if cfg.feature_scaling == "standardise":
-            self._fit_standardiser(features)
-            features = self._standardise(features)
         device = training_device(cfg.device, self.name)
-        x = torch.from_numpy(features).to(device)
-        y = torch.from_numpy(label_positions(labels, prototypes.class_ids)).to(device)
+        x, y = self._checked_training_tensors(features, labels, prototypes, cfg.feature_scaling, device)
         augment = cfg.text_views == "augment" and prototypes.views is not None and len(prototypes.views) > 1
         text = torch.from_numpy(prototypes.views if augment else prototypes.vectors).to(device)
         views = (torch.from_numpy(view_probabilities(prototypes)),
@@ -76,7 +53,7 @@ class SADVAEHead(Head):
         with torch_threads(cfg.threads):
             torch.manual_seed(seed)
             net = SADVAENetwork(x.shape[1], prototypes.dim, cfg.setting("latent"), cfg.setting("style"),
-                                skeleton_relu=bool(features.min() >= 0)).to(device)
+                                skeleton_relu=bool(x.min() >= 0)).to(device)
             generator = torch.Generator().manual_seed(seed)
 
             def after_epoch(epoch: int, loss: float) -> None:
@@ -126,29 +103,16 @@ class SADVAEHead(Head):
                                         cfg.classifier_lr, cfg.reference_quirks, int(self.state["seed"][0]))
 
     def _scorer(self, prototypes: ClassPrototypes) -> tuple[SADVAENetwork, LatentClassifiers]:
-        """The network and the latent classifier for this class set, trained once per (fitted state, classes,
-        prototype vectors): the GZSL gate and the ZSL test score the same unseen classes, for example."""
-        key = (tuple(int(c) for c in prototypes.class_ids), hashlib.sha256(prototypes.vectors.tobytes()).hexdigest())
-        cached = getattr(self, "_scorers", None)
-        if cached is None or cached[0] is not self.state:
-            cached = self._scorers = (self.state, {})
-        if key not in cached[1]:
+        """The network and the latent classifier for this class set, trained once per fitted state and class set."""
+        def build():
             net, samples, targets = self._text_latents(prototypes)
-            cached[1][key] = (net, self._train_classifiers([samples], targets, len(prototypes.class_ids)))
-        return cached[1][key]
+            return net, self._train_classifiers([samples], targets, len(prototypes.class_ids))
+
+        return self._cached_for_classes(prototypes, build)
 
     def _prepare(self, features: np.ndarray, prototypes: ClassPrototypes) -> torch.Tensor:
-        """Checked (and standardised) features as a tensor."""
-        if not self.state:
-            raise ZsarError(f"head {self.name!r} is not fitted")
-        self._check_dim(features)
-        text_dim = self.state["net.text_encoder.weight"].shape[1]
-        if prototypes.dim != text_dim:
-            raise ZsarError(f"text prototypes are {prototypes.dim}-d; the head was trained on {text_dim}-d text")
-        features = np.asarray(features, dtype=np.float32)
-        if "feature_mean" in self.state:
-            features = self._standardise(features)
-        return torch.from_numpy(features)
+        return self._scoring_tensor(features, prototypes, self.state["net.text_encoder.weight"].shape[1]
+                                    if self.state else 0)
 
     @staticmethod
     def _classify(net: SADVAENetwork, classifiers: LatentClassifiers, k: int, features: torch.Tensor) -> np.ndarray:

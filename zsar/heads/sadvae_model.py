@@ -19,6 +19,8 @@ from torch import nn
 
 from zsar import progress
 from zsar.heads.text_views import draw_views
+from zsar.heads.vae_parts import gaussian_kl, linear, reparameterise
+from zsar.heads.vae_parts import text_latent_samples as text_latent_samples  # re-exported (sadvae.py, benchmarks)
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,6 @@ class Schedule:
         return Schedule(b_s, b_t, 1.0 if i > int(0.8 * n) else 0.0)
 
 
-def _linear(n_in: int, n_out: int) -> nn.Linear:
-    layer = nn.Linear(n_in, n_out)
-    nn.init.xavier_uniform_(layer.weight, gain=0.5)
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
 class SADVAENetwork(nn.Module):
     """Skeleton VAE (latent = semantic `ls` + style `ils`), text VAE (latent `ls`), and the
     total-correlation discriminator. Encoders are single linear layers (mu and logvar side by side)."""
@@ -51,11 +46,11 @@ class SADVAENetwork(nn.Module):
         super().__init__()
         self.latent, self.style, self.skeleton_relu = latent, style, skeleton_relu
         full = latent + style
-        self.skeleton_encoder = _linear(feature_dim, 2 * full)
-        self.skeleton_decoder = _linear(full, feature_dim)
-        self.text_encoder = _linear(text_dim, 2 * latent)
-        self.text_decoder = _linear(latent, text_dim)
-        self.discriminator = nn.Sequential(_linear(full, full // 4), nn.ReLU(), _linear(full // 4, 1))
+        self.skeleton_encoder = linear(feature_dim, 2 * full)
+        self.skeleton_decoder = linear(full, feature_dim)
+        self.text_encoder = linear(text_dim, 2 * latent)
+        self.text_decoder = linear(latent, text_dim)
+        self.discriminator = nn.Sequential(linear(full, full // 4), nn.ReLU(), linear(full // 4, 1))
 
     def vae_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if not name.startswith("discriminator")]
@@ -75,16 +70,6 @@ class SADVAENetwork(nn.Module):
 
     def decode_text(self, z: torch.Tensor) -> torch.Tensor:
         return F.relu(self.text_decoder(z))
-
-
-def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """mu + noise * exp(logvar / 2); `noise` is [B, dims] or, as in the released code, [B, 1]."""
-    return mu + noise * torch.exp(0.5 * logvar)
-
-
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, sigma) || N(0, 1)) summed over dims, mean over the batch."""
-    return -0.5 * torch.mean(torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1))
 
 
 @dataclass
@@ -266,17 +251,6 @@ class EagerIterations:
         probabilities, generator = self.views
         drawn = draw_views(probabilities, len(positions), generator)
         return self.text[drawn.to(positions.device), positions]
-
-
-def text_latent_samples(net: SADVAENetwork, text: torch.Tensor, per_class: int, scalar_noise: bool,
-                        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """`per_class` reparameterised text latents per class: samples [C * per_class, ls], labels [C * per_class]."""
-    with torch.no_grad():
-        mu, logvar = net.encode_text(text)
-    c, ls = mu.shape
-    noise = torch.randn(c, per_class, 1 if scalar_noise else ls, generator=generator)
-    z = mu[:, None] + noise * torch.exp(0.5 * logvar)[:, None]
-    return z.reshape(c * per_class, ls), torch.arange(c).repeat_interleave(per_class)
 
 
 def train_latent_classifier(samples: torch.Tensor, labels: torch.Tensor, num_classes: int, steps: int, lr: float,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from zsar.errors import ZsarError
@@ -26,3 +28,15 @@ def training_device(name: str, owner: str) -> torch.device:
     elif device.type not in ("cpu", "cuda", "mps"):
         raise ZsarError(f"{owner}: device {name!r} is not supported (cpu, cuda or mps)")
     return device
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """torch's CPU thread count set to `threads` (None: left alone) inside the block, restored after it."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

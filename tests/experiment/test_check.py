@@ -105,3 +105,17 @@ def test_text_settings_are_checked(tmp_path):
     assert "needs [text] variant 'ensemble'" in _problems({**GOOD, "heads": heads})[0]
     ok = check_experiment(config_from_dict({**GOOD, "text": {"variant": ["prompts", "motion", "ensemble"]}}))
     assert ok.runs == 2 * 2 * 3
+
+
+def test_head_presets_are_checked_with_the_evaluation_device():
+    gpu_only = {**GOOD, "heads": [{"name": "tdsm", "params": {"preset": "faithful"}}, {"name": "fs_vae", "params":
+                                                                                      {"preset": "tiny"}}]}
+    problems = _problems(gpu_only)
+    assert any("preset 'faithful'" in p and "GPU" in p for p in problems)
+    assert any("unknown preset 'tiny'" in p for p in problems)
+    # the protocol trains on [evaluate] device: on a GPU the faithful preset is a valid config
+    on_gpu = {**gpu_only, "heads": gpu_only["heads"][:1], "evaluate": {"device": "cuda"}}
+    assert check_experiment(config_from_dict(on_gpu)).runs == 2 * 3
+    # a head's own device wins over the evaluation's
+    pinned = {**on_gpu, "heads": [{"name": "tdsm", "params": {"preset": "faithful", "device": "cpu"}}]}
+    assert any("preset 'faithful'" in p for p in _problems(pinned))

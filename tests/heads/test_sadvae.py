@@ -177,3 +177,16 @@ def test_head_bad_input():
     diverging = build_head("sadvae", {"epochs": 1, "latent": 4, "style": 2, "lr": 1e12})
     with pytest.raises(ZsarError, match="diverged"):
         diverging.fit(x.numpy() * 1e6, labels.numpy(), protos)
+
+
+def test_rms_text_scaling_feeds_the_text_vae_sqrt_d_times_the_unit_vectors():
+    x, text, labels = _toy()
+    protos = ClassPrototypes(np.arange(4), list("abcd"), text.numpy(), "prompts", [["t"]] * 4, "toy")
+    params = {"epochs": 2, "batch_size": 16, "latents_per_class": 10, "classifier_steps": 5}
+    unit, rms = build_head("sadvae", params), build_head("sadvae", {**params, "text_scaling": "rms"})
+    torch.testing.assert_close(rms._scaled_text(protos.vectors), unit._scaled_text(protos.vectors) * 10 ** 0.5)
+    for head in (unit, rms):
+        head.fit(x.numpy(), labels.numpy(), protos, seed=0)
+    assert not np.array_equal(unit.score(x.numpy(), protos), rms.score(x.numpy(), protos))
+    with pytest.raises(ZsarError, match="text_scaling"):
+        build_head("sadvae", {"text_scaling": "big"})

@@ -32,17 +32,22 @@ class ConfigCheck:
         self.problems.append(problem)
 
 
-def _check_head(spec, where: str, check: ConfigCheck) -> None:
+def _check_head(spec, where: str, check: ConfigCheck, device: str = "cpu") -> None:
+    """The head's params (and every searched value) build its config; heads that train with torch get
+    `[evaluate] device` unless their params name one, as the protocol gives it (a GPU-only preset on a CPU fails
+    here, before any work)."""
     if spec.name not in HEAD_CONFIGS:
         check.add(f"{where}: unknown head {spec.name!r}; known heads: {sorted(HEAD_CONFIGS)}")
         return
     config_cls = HEAD_CONFIGS[spec.name]
+    known = {f.name for f in fields(config_cls)}
+    params = {"device": device, **spec.params} if "device" in known and isinstance(spec.params, dict) \
+        else spec.params
     try:
-        build_config(config_cls, spec.params, f"{where} ({spec.name}) params")
+        build_config(config_cls, params, f"{where} ({spec.name}) params")
     except (ZsarError, TypeError) as exc:
         check.add(str(exc))
         return
-    known = {f.name for f in fields(config_cls)}
     for key, values in (spec.search or {}).items():
         if key not in known:
             check.add(f"{where} ({spec.name}) search: unknown parameter {key!r}; known: {sorted(known)}")
@@ -51,7 +56,7 @@ def _check_head(spec, where: str, check: ConfigCheck) -> None:
         else:
             for value in values:
                 try:
-                    build_config(config_cls, {**spec.params, key: value}, f"{where} ({spec.name}) search {key}")
+                    build_config(config_cls, {**params, key: value}, f"{where} ({spec.name}) search {key}")
                 except (ZsarError, TypeError) as exc:
                     check.add(str(exc))
 
@@ -173,7 +178,7 @@ def check_experiment(config: ExperimentConfig, source: Path | None = None) -> Co
     """All problems of `config` at once, as one ZsarError (naming `source`); else what will run."""
     check = ConfigCheck()
     for i, spec in enumerate(config.heads):
-        _check_head(spec, f"[[heads]] #{i + 1}", check)
+        _check_head(spec, f"[[heads]] #{i + 1}", check, config.evaluate.device)
     _check_paths(config, check)
     _check_text(config, check)
     _check_evaluate(config, check)

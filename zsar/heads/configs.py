@@ -106,6 +106,7 @@ class SADVAEConfig:
     classifier_steps: int = 300  # full-batch Adam steps of that classifier
     classifier_lr: float = 1e-3
     feature_scaling: str = "standardise"  # training mean / std; "none" feeds raw features, as released
+    text_scaling: str = "unit"  # "unit": the prototypes' unit vectors; "rms": times sqrt(D) (SADVAEHead._scaled_text)
     reference_quirks: bool = False  # [B, 1] noise and ReLU on the classifier logits, as in the released code
     threads: int | None = None  # torch CPU threads while training; None: torch's default
     device: str = "cpu"  # torch device of training ("cuda": the iterations are replayed from CUDA graphs)
@@ -118,6 +119,7 @@ class SADVAEConfig:
         _check_text_views("sadvae", self.text_views, ("mean", "augment"))  # its text VAE takes one vector: no fused
         if self.feature_scaling not in ("none", "standardise"):
             raise ZsarError("sadvae: feature_scaling must be 'none' or 'standardise'")
+        _check_choice("sadvae", "text_scaling", self.text_scaling, ("unit", "rms"))
         values = [self.setting(k) for k in PRESET_KEYS] + [self.latents_per_class, self.classifier_steps]
         if min(values) <= 0 or self.classifier_lr <= 0:
             raise ZsarError("sadvae: sizes, learning rates, batch size, dis_step, epochs and steps must be positive")
@@ -234,6 +236,9 @@ class CADAVAEConfig:
 FSVAE_PRESETS: dict[str, dict] = {
     "ntu60": {"latent": 100, "cycle": 1700, "cycles": 10, "alpha": 0.5},
     "ntu120": {"latent": 200, "cycle": 1900, "cycles": 10, "alpha": 0.1},
+    # not from the paper: NTU-60's settings with 500-step cycles (5,000 steps instead of 17,000) for datasets of a
+    # few hundred to a few thousand samples; the schedule's constants scale with the cycle
+    "small": {"latent": 100, "cycle": 500, "cycles": 10, "alpha": 0.5},
 }
 FSVAE_KEYS = ("latent", "cycle", "cycles", "alpha")
 

@@ -45,7 +45,7 @@ class SADVAEHead(Head):
         device = training_device(cfg.device, self.name)
         x, y = self._checked_training_tensors(features, labels, prototypes, cfg.feature_scaling, device)
         augment = cfg.text_views == "augment" and prototypes.views is not None and len(prototypes.views) > 1
-        text = torch.from_numpy(prototypes.views if augment else prototypes.vectors).to(device)
+        text = self._scaled_text(prototypes.views if augment else prototypes.vectors).to(device)
         views = (torch.from_numpy(view_probabilities(prototypes)),
                  torch.Generator().manual_seed(seed + VIEW_SEED_OFFSET))
         settings = LoopSettings(*(cfg.setting(k) for k in ("epochs", "batch_size", "lr", "dis_step")),
@@ -67,6 +67,13 @@ class SADVAEHead(Head):
         self._store(net, seed)
         return {"final_loss": loss, "skeleton_decoder_relu": net.skeleton_relu,
                 "text_views": int(text.shape[0]) if augment else 1}
+
+    def _scaled_text(self, vectors: np.ndarray) -> torch.Tensor:
+        """Class text as the text VAE sees it: unit vectors, or (`text_scaling = "rms"`) scaled by sqrt(D) so every
+        dimension has unit root-mean-square, the order of magnitude of the released (unnormalised) sentence
+        features; unit vectors make the text reconstruction error about D times smaller against its KL term."""
+        factor = float(np.sqrt(vectors.shape[-1])) if self.config.text_scaling == "rms" else 1.0
+        return torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32) * np.float32(factor))
 
     def _store(self, net: SADVAENetwork, seed: int) -> None:
         kept = {k: v for k, v in self.state.items() if k.startswith("feature_")}
@@ -92,8 +99,8 @@ class SADVAEHead(Head):
     def _text_latents(self, prototypes: ClassPrototypes) -> tuple[SADVAENetwork, torch.Tensor, torch.Tensor]:
         """The network and its seeded text latent samples of `prototypes`' classes (with their labels)."""
         net = self.network()
-        samples, targets = text_latent_samples(net, torch.from_numpy(prototypes.vectors), self.config.latents_per_class,
-                                               self.config.reference_quirks,
+        samples, targets = text_latent_samples(net, self._scaled_text(prototypes.vectors),
+                                               self.config.latents_per_class, self.config.reference_quirks,
                                                torch.Generator().manual_seed(int(self.state["seed"][0])))
         return net, samples, targets
 

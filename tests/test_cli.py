@@ -207,3 +207,13 @@ def test_text_commands(tmp_path):
     assert check.returncode != 0 and "c.toml" in check.stderr and "`description` is empty" in check.stderr
     bad = zsar("text", "embed", str(tmp_path / "names.txt"), "--variant", "motion", "--out", str(tmp_path / "x.h5"))
     assert bad.returncode != 0 and "needs class text" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_version_and_python_dash_m():
+    from zsar import __version__
+
+    assert zsar("--version").stdout.strip() == f"zsar {__version__}"
+    module = subprocess.run([sys.executable, "-m", "zsar", "--version"], capture_output=True, text=True)
+    assert module.returncode == 0 and module.stdout.strip() == f"zsar {__version__}"
+    bad = subprocess.run([sys.executable, "-m", "zsar", "run", "missing.toml"], capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.startswith("error:")

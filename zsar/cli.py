@@ -26,8 +26,18 @@ app.add_typer(splits_app, name="splits")
 app.add_typer(import_app, name="import")
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from zsar import __version__
+
+        typer.echo(f"zsar {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logging.")) -> None:
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logging."),
+          version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if not verbose:  # FAISS narrates which instruction-set build it tries at INFO, failures of the fallback included

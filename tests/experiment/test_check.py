@@ -119,3 +119,11 @@ def test_head_presets_are_checked_with_the_evaluation_device():
     # a head's own device wins over the evaluation's
     pinned = {**on_gpu, "heads": [{"name": "tdsm", "params": {"preset": "faithful", "device": "cpu"}}]}
     assert any("preset 'faithful'" in p for p in _problems(pinned))
+
+
+def test_evaluate_switches_must_be_booleans():
+    problems = _problems({**GOOD, "evaluate": {"gzsl": "yes", "select_on_test": 0, "top_k": True,
+                                               "leaderboard_columns": "true"}})
+    assert "[evaluate] gzsl = 'yes': true or false" in " ".join(problems)
+    assert any("select_on_test = 0" in p for p in problems) and any("top_k = True" in p for p in problems)
+    assert any("leaderboard_columns = 'true'" in p for p in problems) and len(problems) == 4

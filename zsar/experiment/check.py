@@ -168,7 +168,10 @@ def _check_evaluate(config: ExperimentConfig, check: ConfigCheck) -> None:
         check.add(f"[evaluate] search_backend = {ev.search_backend!r}: use one of {BACKENDS}")
     if not isinstance(ev.threads, int) or isinstance(ev.threads, bool) or ev.threads < 0:
         check.add(f"[evaluate] threads = {ev.threads!r}: a whole number, 0 for the free cores")
-    if not isinstance(ev.top_k, int) or ev.top_k < 1:
+    for key in ("gzsl", "allow_leakage", "select_on_test", "leaderboard_columns"):
+        if not isinstance(getattr(ev, key), bool):
+            check.add(f"[evaluate] {key} = {getattr(ev, key)!r}: true or false")
+    if not isinstance(ev.top_k, int) or isinstance(ev.top_k, bool) or ev.top_k < 1:
         check.add(f"[evaluate] top_k = {ev.top_k!r}: a positive whole number")
     if ev.epoch_choice not in EPOCH_RULES:
         check.add(f"[evaluate] epoch_choice = {ev.epoch_choice!r}: use one of {EPOCH_RULES}")

@@ -29,3 +29,19 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_target(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def writable_folder(path: str | Path, what: str = "output folder") -> Path:
+    """Make `path` (and its parents) and check a file can be created in it: a read-only or full file system, or a
+    path that is a file, is one clear error naming the folder, before any work writes there."""
+    from zsar.errors import ZsarError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".zsar-write-check.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ZsarError(f"cannot write the {what} here: {exc.strerror or exc}", path) from None
+    return path

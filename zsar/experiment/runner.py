@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zsar.atomic import atomic_target
+from zsar.atomic import atomic_target, writable_folder
 from zsar.class_lists.class_text import class_text_for
 from zsar.class_lists.splits import ZeroShotSplit, load_split, random_split
 from zsar.class_lists.text_files import read_class_names, read_class_texts
@@ -232,7 +232,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
     check_experiment(config)  # every config problem at once, before any work
     training_device(config.evaluate.device, "[evaluate] device")  # a missing GPU stops the run before any work
     out = Path(out_dir or config.output_dir or Path("runs") / config.name)
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out)  # a read-only or full output folder stops the run before any work
     source = open_source(config)
     check_validation_encoder(config, source)  # before any encoder trains
     dataset_names = source.class_names if source is not None else FeatureCache(config.resolve(config.data.cache)

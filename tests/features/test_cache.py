@@ -7,7 +7,7 @@ import pytest
 
 from zsar.errors import ZsarError
 from zsar.features import CacheHeader, CacheWriter, FeatureCache, cache_summary, format_summary, write_cache
-from zsar.features.schema import SCHEMA_VERSION
+from zsar.features.schema import READABLE_SCHEMA_VERSIONS
 from zsar.features.writer import partial_path
 
 CLASSES = ("a", "b", "c", "d")
@@ -171,8 +171,8 @@ def test_reading_rejects_bad_files(tmp_path):
         FeatureCache(junk)
     path = write_cache(tmp_path / "c.h5", header(), table(), data())
     with h5py.File(path, "r+") as h5:
-        h5.attrs["zsar_schema_version"] = SCHEMA_VERSION + 1
-    with pytest.raises(ZsarError, match=f"schema version {SCHEMA_VERSION + 1}"):
+        h5.attrs["zsar_schema_version"] = max(READABLE_SCHEMA_VERSIONS) + 1
+    with pytest.raises(ZsarError, match=f"schema version {max(READABLE_SCHEMA_VERSIONS) + 1}"):
         FeatureCache(path)
 
 

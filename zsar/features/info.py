@@ -55,6 +55,27 @@ def cache_summary(path: str | Path, max_failures: int = 10, verify: bool = True)
         "failures": [
             {"sample_id": r.sample_id, "error": r.error} for r in failed.head(max_failures).itertuples()
         ],
+        "streams": _stream_summary(meta, header),
+    }
+
+
+def _stream_summary(meta, header) -> dict | None:
+    """For a per-frame cache: streams, frames per split, length range, background classes, window and stride."""
+    if header.frames is None:
+        return None
+    first = meta.drop_duplicates("stream_id")
+    lengths = meta.groupby("stream_id", sort=False).size()
+    ok = meta[meta["status"] == "ok"]
+    return {
+        "count": int(len(first)),
+        "failed": int(meta.loc[meta["status"] == "failed", "stream_id"].nunique()),
+        "per_split": {str(k): int(v) for k, v in first["split"].value_counts().sort_index().items()},
+        "frames": {str(k): int(v) for k, v in ok["split"].value_counts().sort_index().items()},
+        "length": [int(lengths.min()), int(lengths.max())],
+        "background": [header.class_names[b] for b in header.frames["background"]],
+        "frame_rate": header.frames["frame_rate"],
+        "window": header.frames["window"],
+        "stride": header.frames["stride"],
     }
 
 
@@ -79,6 +100,14 @@ def format_summary(summary: dict) -> str:
     ]
     lines += [f"  {name:<40} " + "  ".join(f"{s}={n}" for s, n in counts.items())
               for name, counts in summary["per_class"].items()]
+    streams = summary.get("streams")
+    if streams:
+        lines.append(f"streams      {streams['count']} ({streams['failed']} failed), "
+                     + ", ".join(f"{k}: {v}" for k, v in streams["per_split"].items())
+                     + f"; {streams['length'][0]}-{streams['length'][1]} frames each; frames per split "
+                     + ", ".join(f"{k}: {v}" for k, v in streams["frames"].items()))
+        lines.append(f"frames       background {streams['background'] or 'none'}, rate {streams['frame_rate'] or '?'}"
+                     f" fps, window {streams['window'] or 1}, stride {streams['stride']}")
     if summary["failures"]:
         lines.append("failures:")
         lines += [f"  {f['sample_id']}: {f['error']}" for f in summary["failures"]]

@@ -23,6 +23,7 @@ from zsar.features.schema import (
     STATUS_NAMES,
     STATUS_PENDING,
     CacheHeader,
+    check_frame_rows,
     read_text_attr,
 )
 
@@ -159,6 +160,13 @@ class FeatureCache:
             "row_crc32" not in h5 or h5["row_crc32"].shape != (self.num_rows, len(self.checksum_arrays))
         ):
             problems.append("row checksums are missing or have the wrong shape")
+        if (self.schema_version >= 3) != (self.header.frames is not None):
+            problems.append("the header's `frames` entry does not match the schema version")
+        elif self.header.frames is not None:
+            try:
+                check_frame_rows(self.metadata)
+            except ZsarError as exc:
+                problems.append(exc.problem)
         if problems:
             return problems
         status = h5["row_status"][:]
@@ -216,10 +224,11 @@ class FeatureCache:
         with_temporal: bool = False,
         verify: bool | None = None,
         dtype=None,
+        rows: np.ndarray | None = None,
     ) -> FeatureSet:
-        """Load the selected ok rows, in the stored dtype unless `dtype` asks for another; a checksum mismatch
-        or NaN/inf in the embeddings is an error naming the samples."""
-        rows = self.select_rows(split, classes)
+        """Load the selected ok rows (or the given `rows`, in that order), in the stored dtype unless `dtype` asks
+        for another; a checksum mismatch or NaN/inf in the embeddings is an error naming the samples."""
+        rows = self.select_rows(split, classes) if rows is None else self._given_rows(rows)
         if with_temporal and not self.has_temporal:
             raise ZsarError("cache stores no temporal features", self.path)
         verify = (self.verify if verify is None else verify) and bool(self.checksum_arrays)
@@ -248,6 +257,16 @@ class FeatureCache:
             logit_classes=self.header.logit_classes,
             temporal=read["temporal"].values if with_temporal else None,
         )
+
+    def _given_rows(self, rows) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.num_rows):
+            raise ZsarError(f"row indices must be in 0..{self.num_rows - 1}", self.path)
+        not_ok = rows[~self._selection_columns["ok"][rows]]
+        if not_ok.size:
+            ids = self.metadata["sample_id"].iloc[not_ok[:5]].tolist()
+            raise ZsarError(f"{not_ok.size} requested rows failed at extraction, e.g. {ids}", self.path)
+        return rows
 
     def verify_all(self, fingerprint: bool = False) -> dict:
         """Check every ok row against its checksum (and, with `fingerprint`, recompute the content fingerprint).

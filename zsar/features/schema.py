@@ -20,6 +20,12 @@ the same table for other tools.
 
 Version 2 files are written in the HDF5 1.8 format (checksummed metadata: a damaged structure is an error, not
 a hang) with contiguous, pre-allocated arrays. Version 1 files are still read (without row checksums).
+
+Version 3 is the per-frame layout for untrimmed streams (clip caches are still written as version 2): the header
+has `frames` (background classes, frame rate, the encoder's window and stride), every row is one frame, and the
+metadata gains `stream_id` and `frame`. A stream's rows are consecutive with frames 0..T-1 in order, so the row
+table is the concatenation of the streams without padding and its offsets follow from the metadata
+(`streams.py` reads and writes it by stream).
 """
 
 from __future__ import annotations
@@ -33,8 +39,9 @@ import pandas as pd
 
 from zsar.errors import ZsarError
 
-SCHEMA_VERSION = 2
-READABLE_SCHEMA_VERSIONS = (1, 2)
+SCHEMA_VERSION = 2  # clip caches
+FRAME_SCHEMA_VERSION = 3  # per-frame caches of untrimmed streams
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 PROTOTYPE_SCHEMA_VERSION = 1  # class prototype files (prototypes.py) version on their own
 ERROR_BYTES = 512
 REQUIRED_COLUMNS = ("sample_id", "label", "class_name", "split", "source", "status", "error")
@@ -42,6 +49,8 @@ STATUS_PENDING, STATUS_OK, STATUS_FAILED = 0, 1, 2
 STATUS_NAMES = {STATUS_PENDING: "pending", STATUS_OK: "ok", STATUS_FAILED: "failed"}
 EMBEDDING_DTYPES = ("float16", "float32")
 MODALITIES = ("skeleton", "video", "text", "other")
+FRAME_COLUMNS = ("stream_id", "frame")
+FRAME_KEYS = {"background": list, "frame_rate": (float, int, type(None)), "window": (int, type(None)), "stride": int}
 
 
 def text_attr(text: str) -> np.bytes_:
@@ -82,6 +91,9 @@ class CacheHeader:
     normalisation: str = "none"
     # A shard of a larger extraction (`zsar cache merge` joins them): index, count, total_rows, samples_sha256
     shard: dict | None = None
+    # Per-frame caches only (schema version 3): background class ids, frame rate (None: unknown), and the
+    # encoder's window (input frames one row sees; None: one input frame) and stride (input frames per row)
+    frames: dict | None = None
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -90,6 +102,13 @@ class CacheHeader:
             raise ZsarError(f"embedding dtype must be one of {EMBEDDING_DTYPES}, not {self.dtype!r}")
         if self.embedding_dim < 1:
             raise ZsarError(f"embedding_dim must be positive, not {self.embedding_dim}")
+        if self.frames is not None:
+            check_frames(self.frames, len(self.class_names))
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version a cache with this header is written in."""
+        return SCHEMA_VERSION if self.frames is None else FRAME_SCHEMA_VERSION
 
     @property
     def config_hash(self) -> str:
@@ -107,7 +126,7 @@ class CacheHeader:
             "dtype": self.dtype,
             "logit_classes": None if self.logit_classes is None else list(self.logit_classes),
             "temporal_length": self.temporal_length,
-        }
+        } | ({} if self.frames is None else {"frames": self.frames})
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -126,6 +145,42 @@ class CacheHeader:
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
         return cls(**data)
+
+
+def check_frames(frames: dict, n_classes: int) -> None:
+    """The `frames` header entry of a per-frame cache: known keys of the right types, background ids in range."""
+    unknown = set(frames) - set(FRAME_KEYS)
+    missing = set(FRAME_KEYS) - set(frames)
+    if unknown or missing:
+        raise ZsarError(f"header `frames` must have exactly the keys {sorted(FRAME_KEYS)} (unknown {sorted(unknown)}, "
+                        f"missing {sorted(missing)})")
+    for key, kind in FRAME_KEYS.items():
+        if not isinstance(frames[key], kind) or isinstance(frames[key], bool):
+            raise ZsarError(f"header `frames.{key}` has the wrong type: {frames[key]!r}")
+    bad = [b for b in frames["background"] if not isinstance(b, int) or not 0 <= b < n_classes]
+    if bad:
+        raise ZsarError(f"header `frames.background` ids {bad} are outside 0..{n_classes - 1}")
+    if frames["stride"] < 1 or (frames["window"] is not None and frames["window"] < 1):
+        raise ZsarError(f"header `frames` window and stride must be positive: {frames}")
+
+
+def check_frame_rows(table: pd.DataFrame) -> None:
+    """Per-frame metadata: `stream_id` and `frame` present, each stream's rows consecutive with frames 0..T-1."""
+    missing = [c for c in FRAME_COLUMNS if c not in table.columns]
+    if missing:
+        raise ZsarError(f"per-frame metadata is missing columns {missing}")
+    streams = table["stream_id"].astype(str).to_numpy()
+    frames = pd.to_numeric(table["frame"], errors="coerce").to_numpy()
+    starts = np.r_[True, streams[1:] != streams[:-1]] if len(streams) else np.zeros(0, bool)
+    if pd.Series(streams[starts]).duplicated().any():
+        again = pd.Series(streams[starts])[pd.Series(streams[starts]).duplicated()].iloc[0]
+        raise ZsarError(f"the rows of stream {again!r} are not consecutive")
+    position = np.arange(len(streams)) - np.maximum.accumulate(np.where(starts, np.arange(len(streams)), 0))
+    wrong = np.flatnonzero(frames != position)
+    if wrong.size:
+        row = int(wrong[0])
+        raise ZsarError(f"stream {streams[row]!r}: frame {table['frame'].iloc[row]} is in row {position[row]} of "
+                        "the stream (frames must be 0..T-1 in order)")
 
 
 def identity_difference(old: CacheHeader, new: CacheHeader) -> list[str]:
@@ -173,4 +228,8 @@ def validate_metadata(table: pd.DataFrame, header: CacheHeader) -> pd.DataFrame:
         raise ZsarError(f"labels {sorted(set(bad.tolist()))[:5]} are outside -1..{n_classes - 1} (-1 = unlabelled)")
     for col in ("class_name", "split", "source", "status", "error"):
         table[col] = table[col].fillna("").astype(str)
+    if header.frames is not None:
+        check_frame_rows(table)
+        table["stream_id"] = table["stream_id"].astype(str)
+        table["frame"] = table["frame"].astype(np.int64)
     return table

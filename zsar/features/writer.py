@@ -45,7 +45,6 @@ from zsar.features.publish import (
 )
 from zsar.features.schema import (
     ERROR_BYTES,
-    SCHEMA_VERSION,
     STATUS_FAILED,
     STATUS_NAMES,
     STATUS_OK,
@@ -233,9 +232,9 @@ class CacheWriter:
         self._h5 = None
 
     def _partial_problem(self, h5: h5py.File) -> str | None:
-        version = int(h5.attrs.get("zsar_schema_version", -1))
-        if version != SCHEMA_VERSION:
-            return f"written with cache schema version {version}, this zsar writes {SCHEMA_VERSION}"
+        version, writes = int(h5.attrs.get("zsar_schema_version", -1)), self.header.schema_version
+        if version != writes:
+            return f"written with cache schema version {version}, this zsar writes {writes}"
         if "sample_id" not in h5:
             return "dataset `sample_id` is missing"
         n = h5["sample_id"].shape[0]
@@ -300,7 +299,7 @@ class CacheWriter:
 
     def _layout(self, h5: h5py.File) -> None:
         n, h = len(self.metadata), self.header
-        h5.attrs["zsar_schema_version"] = SCHEMA_VERSION
+        h5.attrs["zsar_schema_version"] = h.schema_version
         h5.attrs["run_id"] = text_attr(uuid.uuid4().hex)
         h5.attrs["header"] = text_attr(h.to_json())
         h5.attrs["zsar_version"] = text_attr(__version__)

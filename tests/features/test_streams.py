@@ -167,3 +167,30 @@ def test_cache_info_shows_the_streams(tmp_path):
     assert summary["streams"]["background"] == ["background"]
     text = format_summary(summary)
     assert "streams      4" in text and "background" in text
+
+
+def test_a_segmentation_release_imports_as_a_stream_cache(tmp_path):
+    from zsar.features.streams import import_segmentation_release
+
+    root = tmp_path / "mini"
+    for folder in ("features", "groundTruth", "splits"):
+        (root / folder).mkdir(parents=True)
+    (root / "mapping.txt").write_text("0 take\n1 pour\n2 background\n")
+    rng = np.random.default_rng(0)
+    names = {"v1": ["take"] * 4 + ["background"] * 2 + ["pour"] * 3, "v2": ["pour"] * 5 + ["take"] * 2,
+             "v3": ["take"] * 6}
+    for stem, labels in names.items():
+        np.save(root / "features" / f"{stem}.npy", rng.normal(size=(5, len(labels))).astype(np.float32))
+        (root / "groundTruth" / f"{stem}.txt").write_text("\n".join(labels) + "\n")
+    (root / "splits" / "train.split1.bundle").write_text("v1.txt\nv2.txt\n")
+    (root / "splits" / "test.split1.bundle").write_text("v3.txt\n")
+    cache = StreamCache(import_segmentation_release(root, tmp_path / "mini.h5", validation_fraction=0.5, seed=0))
+    assert cache.background == (2,)
+    assert sorted(cache.table["split"]) == ["test", "train", "val"]
+    for stream in cache.load_streams():
+        raw = np.load(root / "features" / f"{stream.stream_id}.npy")
+        np.testing.assert_array_equal(stream.features, raw.T)
+        assert [CLASSES_MINI[c] for c in stream.labels] == names[stream.stream_id]
+
+
+CLASSES_MINI = ["take", "pour", "background"]

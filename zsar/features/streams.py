@@ -205,3 +205,16 @@ def write_stream_set(path: str | Path, streams: StreamSet, encoder: str, modalit
         for index in writer.pending_streams():
             writer.write_stream(index, streams.streams[index].features)
         return writer.finalize()
+
+
+def import_segmentation_release(root: str | Path, path: str | Path, split: int = 1,
+                                background: str | Sequence[str] = "auto", validation_fraction: float = 0.0,
+                                seed: int = 0, name: str | None = None, overwrite: bool = False) -> Path:
+    """A standard segmentation feature release (features/*.npy [D, T], groundTruth/, mapping.txt, splits/) as a
+    per-frame cache: one split's train (and validation) and test videos, the background recorded as such."""
+    from zsar.datasets.segmentation_release import open_segmentation_release
+
+    streams = open_segmentation_release(root, split=split, background=background, name=name,
+                                        validation_fraction=validation_fraction, seed=seed)
+    return write_stream_set(path, streams, encoder="imported", modality="other",
+                            encoder_config={"release": Path(root).name, "split": int(split)}, overwrite=overwrite)

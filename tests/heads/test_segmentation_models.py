@@ -85,11 +85,21 @@ def test_dilated_layer_is_residual_and_masked():
     assert layer.conv_dilated.dilation == (4,) and layer.conv_dilated.padding == (4,)
 
 
-def test_mstcn_output_shape_and_later_stages_read_class_probabilities():
-    model = MSTCN(in_dim=7, n_classes=5, stages=3, layers=4, channels=8)
-    out = model(torch.randn(2, 7, 33), torch.ones(2, 1, 33))
-    assert out.shape == (3, 2, 5, 33)
+def test_mstcn_output_shape_and_later_stages_read_masked_class_probabilities():
+    torch.manual_seed(14)
+    model = MSTCN(in_dim=7, n_classes=5, stages=3, layers=4, channels=8).eval()
     assert [s.conv_in.in_channels for s in model.stages] == [7, 5, 5]
+    mask = torch.ones(2, 1, 33)
+    mask[0, :, 20:] = 0
+    inputs = []
+    hooks = [s.register_forward_pre_hook(lambda _, args: inputs.append(args[0])) for s in model.stages]
+    with torch.no_grad():
+        out = model(torch.randn(2, 7, 33), mask)
+    for hook in hooks:
+        hook.remove()
+    assert out.shape == (3, 2, 5, 33)
+    for k in (1, 2):
+        torch.testing.assert_close(inputs[k], F.softmax(out[k - 1], dim=1) * mask)
 
 
 def test_padded_frames_never_reach_valid_frames_of_the_model():
@@ -246,10 +256,10 @@ def test_text_model_padding_invariance():
 def test_logit_scale_starts_at_one_over_0_07_and_is_clamped_at_100():
     model = TextSegmentationModel(in_dim=3, text_dim=4, stages=1, layers=1, channels=4)
     assert float(model.logit_scale.detach()) == pytest.approx(math.log(1 / 0.07))
-    assert float(model.scale()) == pytest.approx(1 / 0.07, rel=1e-5)
+    assert float(model.scale().detach()) == pytest.approx(1 / 0.07, rel=1e-5)
     with torch.no_grad():
         model.logit_scale.fill_(10.0)
-    assert float(model.scale()) == pytest.approx(100.0, rel=1e-5)
+    assert float(model.scale().detach()) == pytest.approx(100.0, rel=1e-5)
     e, text = F.normalize(torch.randn(1, 3, 4), dim=-1), F.normalize(torch.randn(2, 4), dim=-1)
     torch.testing.assert_close(model.scores(e, text), 100.0 * torch.einsum("bte,ce->btc", e, text))
 

@@ -68,7 +68,7 @@ class TemporalStage(nn.Module):
     def __init__(self, in_dim: int, channels: int, layers: int, out_dim: int | None, dropout: float = 0.5):
         super().__init__()
         self.conv_in = nn.Conv1d(in_dim, channels, 1)
-        self.layers = nn.ModuleList(DilatedResidualLayer(channels, 2 ** (i + 1), dropout) for i in range(layers))
+        self.layers = nn.ModuleList(DilatedResidualLayer(channels, 2 ** i, dropout) for i in range(layers))
         self.conv_out = nn.Conv1d(channels, out_dim, 1) if out_dim is not None else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

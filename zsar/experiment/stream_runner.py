@@ -1,0 +1,151 @@
+"""Run a stream experiment (`streams.py` has the config): build or import the streams once into a per-frame cache,
+embed the class text once, then every head on every held-out split and seed; the report is rewritten after each
+run, so an interrupted experiment leaves the runs it finished."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from zsar.atomic import writable_folder
+from zsar.datasets.source import SampleSource
+from zsar.datasets.stream_builder import StreamRecipe, build_streams
+from zsar.evaluate.report import versions
+from zsar.evaluate.segmentation_metrics import background_note
+from zsar.evaluate.stream_protocol import SELECTION_METRIC, StreamProtocol, run_stream_split, summarise_runs
+from zsar.evaluate.stream_report import write_stream_report
+from zsar.experiment.streams import StreamExperimentConfig, load_stream_config, resolve_held_out
+from zsar.features.prototypes import ClassPrototypes, save_prototypes
+from zsar.features.streams import StreamCache, import_segmentation_release
+
+log = logging.getLogger(__name__)
+
+
+def _trimmed_source(config: StreamExperimentConfig) -> SampleSource:
+    """The trimmed samples, with a seeded fraction of the training samples set aside as validation."""
+    d = config.data
+    if d.source == "synthetic":
+        from zsar.datasets.synthetic import SyntheticConfig, synthetic_source
+
+        source = synthetic_source(SyntheticConfig(**d.synthetic))
+    else:
+        from zsar.datasets.skeleton_datasets import open_skeleton_dataset
+
+        source = open_skeleton_dataset(config.resolve(d.dataset), d.format, **d.options)
+    meta = source.metadata.copy()
+    train = np.flatnonzero((meta["split"] == "train").to_numpy())
+    n_val = round(d.validation_fraction * len(train))
+    picked = np.random.default_rng(d.validation_seed).permutation(train)[:n_val]
+    meta.loc[picked, "split"] = "val"
+    return SampleSource(source.name, source.class_names, meta, source.load, source.modality, source.layout,
+                        source.class_ids, source.provenance)
+
+
+def prepare_stream_cache(config: StreamExperimentConfig, out: Path, progress: bool = True) -> Path:
+    """The per-frame cache the heads read: given, imported from a release, or built and extracted (resumable;
+    reused while its inputs are unchanged)."""
+    d = config.data
+    if d.source == "cache":
+        return config.resolve(d.cache)
+    if d.source == "release":
+        background = d.background if isinstance(d.background, str) else tuple(d.background)
+        target = out / "cache" / f"release_split{d.release_split}.h5"
+        return import_segmentation_release(config.resolve(d.dataset), target, split=d.release_split,
+                                           background=background, validation_fraction=d.validation_fraction,
+                                           seed=d.validation_seed)
+    from zsar.extract.stream_windows import extract_stream_windows, stats_windows
+
+    source = _trimmed_source(config)
+    recipe = StreamRecipe(**config.streams)
+    streams = build_streams(source, recipe, splits=("train", "val", "test") if d.validation_fraction else
+                            ("train", "test"))
+    channels = int(next(s.keypoints.shape[-1] for s in streams.streams))
+    w = config.extract
+    path = out / "cache" / f"streams__skeleton-stats_w{w.window}_s{w.stride}.h5"
+    return extract_stream_windows(streams, path, stats_windows(channels=channels), w.window, w.stride,
+                                  progress=progress)
+
+
+def stream_prototypes(config: StreamExperimentConfig, class_names: list[str], background: tuple[int, ...],
+                      out: Path) -> ClassPrototypes:
+    """Text prototypes of every class: the action classes from their class text (built-in where the names match),
+    the background class from `[text] background`."""
+    from zsar.class_lists.class_text import class_text_for
+    from zsar.extract.text import TextEncoder, TextSources, build_prototypes, compose
+
+    encoder = TextEncoder(config.text.model)
+    actions = [i for i in range(len(class_names)) if i not in background]
+    names = [class_names[i] for i in actions]
+    protos = build_prototypes(encoder, actions, names, config.text.variant,
+                              TextSources(class_text=class_text_for(names)))
+    vectors = np.zeros((len(class_names), protos.dim), np.float32)
+    texts: list[list[str]] = [[] for _ in class_names]
+    for position, class_id in enumerate(actions):
+        vectors[class_id], texts[class_id] = protos.vectors[position], protos.texts[position]
+    for class_id in background:
+        texts[class_id] = list(config.text.background)
+        vectors[class_id] = compose(encoder.embed(texts[class_id]))
+    result = ClassPrototypes(np.arange(len(class_names)), list(class_names), vectors, config.text.variant, texts,
+                             protos.text_model, protos.text_model_sha256)
+    save_prototypes(out / "cache" / f"stream_prototypes__{config.text.variant}.h5", [result])
+    return result
+
+
+def _report(config, cache: StreamCache, splits, runs: list[dict], protocol: StreamProtocol) -> dict:
+    names = cache.class_names
+    chosen = "on test (the released codes' protocol)" if protocol.select_on_test else \
+        f"on validation streams free of held-out classes ({SELECTION_METRIC}, rule {protocol.epoch_rule})"
+    return {
+        "name": config.name, "created": datetime.now(UTC).isoformat(timespec="seconds"), "versions": versions(),
+        "config": config.to_dict(), "class_names": names, "background": list(cache.background),
+        "background_note": background_note(cache.background, names),
+        "protocol": "Training streams with any frame of a held-out class are removed; every test stream is labelled "
+                    f"against all {len(names)} classes; epoch chosen {chosen}. Seeds {list(config.seeds)}.",
+        "cache": {"path": str(cache.path), "fingerprint": cache.cache.fingerprint, "encoder": cache.header.encoder,
+                  "frames": cache.header.frames, "streams": {str(k): int(v) for k, v in
+                                                             cache.table["split"].value_counts().items()}},
+        "splits": [{"name": s.name, "held_out": list(s.classes), "class_names": [names[c] for c in s.classes]}
+                   for s in splits],
+        "runs": runs, "summary": summarise_runs(runs),
+    }
+
+
+def run_stream_experiment(config: StreamExperimentConfig, out_dir: str | Path | None = None,
+                          progress: bool = True) -> dict:
+    out = writable_folder(Path(out_dir or config.output_dir or f"runs/{config.name}"))
+    cache = StreamCache(prepare_stream_cache(config, out, progress))
+    splits = resolve_held_out(config.splits, cache.class_names, cache.background)
+    prototypes = stream_prototypes(config, cache.class_names, cache.background, out)
+    streams = cache.load_streams()
+    ev = config.evaluate
+    protocol = StreamProtocol(ev.epoch_choice, ev.select_on_test, ev.timelines)
+    plan = [(h, s, seed) for h in config.heads for s in splits for seed in config.seeds]
+    runs: list[dict] = []
+    started = time.perf_counter()
+    for k, (head, split, seed) in enumerate(plan, 1):
+        run = run_stream_split(streams, prototypes, cache.background, head.name, head.params, split, seed, protocol)
+        runs.append(run)
+        m = run["metrics"]
+        if progress:
+            print(f"[{k}/{len(plan)} runs, {time.perf_counter() - started:.0f} s] {head.name} | {split.name} | seed "
+                  f"{seed}: acc {m['acc']:.1f}, edit {m['edit']:.1f}, F1@25 {m['f1@25']:.1f}, held-out acc "
+                  f"{m.get('acc_unseen', float('nan')):.1f} (epoch {run['chosen_epoch']}, {run['seconds']:.0f} s)",
+                  flush=True)
+        write_stream_report(out, _report(config, cache, splits, runs, protocol))
+    report = _report(config, cache, splits, runs, protocol)
+    report["files"] = {k: str(v) for k, v in write_stream_report(out, report).items()}
+    return report
+
+
+def run_stream_config_file(path: str | Path, out_dir: str | Path | None = None, progress: bool = True,
+                           **overrides) -> dict:
+    config = load_stream_config(path)
+    if overrides:
+        config = replace(config, evaluate=replace(config.evaluate, **overrides))
+    return run_stream_experiment(config, out_dir, progress)
+

@@ -1,0 +1,227 @@
+"""`zsar streams run`: streams -> per-frame cache -> text prototypes -> stream heads -> segmentation report.
+
+```toml
+name = "nw_ucla_streams"
+seeds = [0, 1]
+
+[data]
+source = "skeleton"           # skeleton | synthetic (streams built from trimmed samples) | release | cache
+dataset = "path/to/all_sqe"   # skeleton: the dataset; release: the release folder (features/, groundTruth/, ...)
+format = "nw_ucla"            # skeleton: the format (auto | nw_ucla | ntu | pickle)
+validation_fraction = 0.2     # training samples (release: videos) set aside, seeded, as validation streams
+validation_seed = 0
+release_split = 1             # release: which splits/*.split<k>.bundle
+background = "auto"           # release: background class names, "auto" or []
+cache = "streams.h5"          # cache: a per-frame cache (zsar streams import, or an earlier run's)
+[data.synthetic]              # synthetic: SyntheticConfig fields
+
+[streams]                     # skeleton / synthetic: StreamRecipe fields
+actions_per_stream = [2, 4]
+background_gap = [4, 12]
+
+[extract]                     # skeleton / synthetic: sliding windows of the statistics encoder
+window = 16
+stride = 2
+
+[text]
+variant = "prompts"           # text variant of the action classes (built-in class text where the names match)
+background = ["no action", "a person standing still"]  # texts of the background class
+
+[splits]
+held_out = [["pick up with one hand", "drop trash"]]   # class names (or ids) held out, one list per split
+random_held_out = 3           # and/or seeded random held-out sets of this size ...
+random_seeds = [1, 2]         # ... one per seed
+
+[[heads]]
+name = "text_segmentation"    # or "mstcn"
+params = { epochs = 30 }
+
+[evaluate]
+epoch_choice = "smoothed"     # smoothed | best | last (on the validation streams)
+select_on_test = false        # the released codes' protocol, for comparison only (labelled)
+timelines = 4
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from zsar.errors import ZsarError
+
+DATA_SOURCES = ("skeleton", "synthetic", "release", "cache")
+
+
+@dataclass(frozen=True)
+class StreamDataConfig:
+    source: str = "synthetic"
+    dataset: str | None = None
+    format: str = "auto"
+    options: dict = field(default_factory=dict)
+    synthetic: dict = field(default_factory=dict)
+    validation_fraction: float = 0.2
+    validation_seed: int = 0
+    release_split: int = 1
+    background: str | list = "auto"
+    cache: str | None = None
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    window: int = 16
+    stride: int = 2
+
+
+@dataclass(frozen=True)
+class StreamTextConfig:
+    variant: str = "prompts"
+    model: str | None = None
+    background: list = field(default_factory=lambda: ["no action", "a person standing still between actions"])
+
+
+@dataclass(frozen=True)
+class HeldOutConfig:
+    held_out: list = field(default_factory=list)
+    random_held_out: int = 0
+    random_seeds: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StreamHeadSpec:
+    name: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamEvaluateConfig:
+    epoch_choice: str = "smoothed"
+    select_on_test: bool = False
+    timelines: int = 4
+
+
+@dataclass(frozen=True)
+class StreamExperimentConfig:
+    name: str
+    seeds: list = field(default_factory=lambda: [0])
+    output_dir: str | None = None
+    data: StreamDataConfig = field(default_factory=StreamDataConfig)
+    streams: dict = field(default_factory=dict)
+    extract: WindowConfig = field(default_factory=WindowConfig)
+    text: StreamTextConfig = field(default_factory=StreamTextConfig)
+    splits: HeldOutConfig = field(default_factory=HeldOutConfig)
+    heads: list = field(default_factory=lambda: [StreamHeadSpec("mstcn"), StreamHeadSpec("text_segmentation")])
+    evaluate: StreamEvaluateConfig = field(default_factory=StreamEvaluateConfig)
+    base_dir: str = "."
+
+    def resolve(self, path: str | None) -> Path | None:
+        if path is None:
+            return None
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.pop("base_dir")
+        return out
+
+
+_SECTIONS = {"data": StreamDataConfig, "extract": WindowConfig, "text": StreamTextConfig, "splits": HeldOutConfig,
+             "evaluate": StreamEvaluateConfig}
+
+
+def _build(cls: type, data, where: str, source: Path | None):
+    if not isinstance(data, dict):
+        raise ZsarError(f"[{where}] must be a table", source)
+    known = {f.name for f in fields(cls)} - {"base_dir"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ZsarError(f"unknown keys {unknown} in [{where}]; known: {sorted(known)}", source)
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ZsarError(f"[{where}]: {exc}", source) from exc
+
+
+def _problems(config: StreamExperimentConfig) -> list[str]:
+    d, problems = config.data, []
+    if d.source not in DATA_SOURCES:
+        problems.append(f"[data] source must be one of {DATA_SOURCES}, not {d.source!r}")
+    if d.source in ("skeleton", "release") and not d.dataset:
+        problems.append(f"[data] source = {d.source!r} needs `dataset = PATH`")
+    if d.source == "cache" and not d.cache:
+        problems.append("[data] source = 'cache' needs `cache = PATH`")
+    if not 0 <= d.validation_fraction < 1:
+        problems.append(f"[data] validation_fraction must be in [0, 1), not {d.validation_fraction}")
+    if not config.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in config.seeds):
+        problems.append("`seeds` must be a non-empty list of integers")
+    if not config.splits.held_out and not config.splits.random_held_out:
+        problems.append("[splits] needs `held_out` lists or `random_held_out` with `random_seeds`")
+    if config.splits.random_held_out and not config.splits.random_seeds:
+        problems.append("[splits] random_held_out needs `random_seeds`")
+    for key in ("select_on_test",):
+        if not isinstance(getattr(config.evaluate, key), bool):
+            problems.append(f"[evaluate] {key} must be true or false")
+    return problems
+
+
+def stream_config_from_dict(data: dict, source: Path | None = None, base_dir: str = ".") -> StreamExperimentConfig:
+    data = dict(data)
+    if "name" not in data:
+        raise ZsarError("stream experiment config needs a `name`", source)
+    kwargs: dict = {key: _build(cls, data.pop(key), key, source) for key, cls in _SECTIONS.items() if key in data}
+    if "heads" in data:
+        heads = data.pop("heads")
+        if not isinstance(heads, list) or not heads:
+            raise ZsarError("`heads` must be a non-empty array of tables ([[heads]])", source)
+        kwargs["heads"] = [_build(StreamHeadSpec, h, f"heads.{i}", source) for i, h in enumerate(heads)]
+    if "streams" in data and not isinstance(data["streams"], dict):
+        raise ZsarError("[streams] must be a table", source)
+    config = replace(_build(StreamExperimentConfig, {**data, **kwargs}, "experiment", source), base_dir=str(base_dir))
+    problems = _problems(config)
+    if problems:
+        raise ZsarError("; ".join(problems), source)
+    return config
+
+
+def load_stream_config(path: str | Path) -> StreamExperimentConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ZsarError("stream experiment config not found", path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ZsarError(f"invalid TOML: {exc}", path) from exc
+    return stream_config_from_dict(data, path, str(path.parent.resolve()))
+
+
+def resolve_held_out(config: HeldOutConfig, class_names: list[str], background: tuple[int, ...]) -> list:
+    """The held-out class sets as `HeldOut` splits: named lists first, then seeded random ones (never background)."""
+    from zsar.evaluate.stream_protocol import HeldOut
+
+    ids = {n: i for i, n in enumerate(class_names)}
+    actions = [i for i in range(len(class_names)) if i not in background]
+    splits = []
+    for k, names in enumerate(config.held_out):
+        chosen = []
+        for item in names:
+            if isinstance(item, int) and not isinstance(item, bool) and 0 <= item < len(class_names):
+                chosen.append(item)
+            elif isinstance(item, str) and item in ids:
+                chosen.append(ids[item])
+            else:
+                raise ZsarError(f"[splits] held_out {k}: {item!r} is not a class of this data; classes: {class_names}")
+        if set(chosen) & set(background) or not chosen or len(set(chosen)) >= len(actions):
+            raise ZsarError(f"[splits] held_out {k}: hold out one or more action classes (not background), and "
+                            "not all of them")
+        splits.append(HeldOut(f"held_out_{k}", tuple(sorted(set(chosen)))))
+    n = config.random_held_out
+    if n and not 0 < n < len(actions):
+        raise ZsarError(f"[splits] random_held_out must be between 1 and {len(actions) - 1}, not {n}")
+    for seed in config.random_seeds if n else []:
+        pick = np.random.default_rng(seed).choice(actions, size=n, replace=False)
+        splits.append(HeldOut(f"random{n}_seed{seed}", tuple(sorted(int(c) for c in pick))))
+    return splits

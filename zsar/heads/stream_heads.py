@@ -45,12 +45,13 @@ class StreamHeadConfig:
 
     epochs: int = 30
     lr: float = 5e-4
-    batch_streams: int = 4  # streams per step, padded and masked
+    batch_streams: int = 1  # streams per step (padded and masked when more than one); MS-TCN uses 1
     stages: int = 2
     layers: int = 8  # dilated layers per stage: receptive field 2 * 2^layers - 1 rows
     channels: int = 64
     dropout: float = 0.5
     smooth_weight: float = 0.15
+    standardise: bool = True  # z-score the features with the training frames' mean and spread
     seed: int = 0
     device: str = "cpu"
     threads: int = 1
@@ -63,9 +64,19 @@ class StreamHeadConfig:
             raise ZsarError(f"stream head settings out of range: {asdict(self)}")
 
 
-def padded_batch(streams: Sequence[Stream], positions: dict[int, int]) -> tuple[torch.Tensor, ...]:
-    """Features [B, D, T_max], mask [B, 1, T_max] and labels [B, T_max] (positions into the trained classes,
-    IGNORE_INDEX on padding and unlabelled frames)."""
+def feature_statistics(streams: Sequence[Stream]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and spread (at least 1e-6) of every feature over all frames of `streams`."""
+    total = sum(np.asarray(s.features, np.float64).sum(axis=0) for s in streams)
+    count = sum(len(s) for s in streams)
+    mean = total / count
+    spread = np.sqrt(sum(((np.asarray(s.features, np.float64) - mean) ** 2).sum(axis=0) for s in streams) / count)
+    return mean.astype(np.float32), np.maximum(spread, 1e-6).astype(np.float32)
+
+
+def padded_batch(streams: Sequence[Stream], positions: dict[int, int],
+                 scaling: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[torch.Tensor, ...]:
+    """Features [B, D, T_max] (standardised by `scaling` = (mean, spread) when given), mask [B, 1, T_max] and
+    labels [B, T_max] (positions into the trained classes, IGNORE_INDEX on padding and unlabelled frames)."""
     longest = max(len(s) for s in streams)
     dim = streams[0].features.shape[1]
     x = np.zeros((len(streams), dim, longest), np.float32)
@@ -73,7 +84,7 @@ def padded_batch(streams: Sequence[Stream], positions: dict[int, int]) -> tuple[
     labels = np.full((len(streams), longest), IGNORE_INDEX, np.int64)
     for i, stream in enumerate(streams):
         n = len(stream)
-        x[i, :, :n] = stream.features.T
+        x[i, :, :n] = (stream.features if scaling is None else (stream.features - scaling[0]) / scaling[1]).T
         mask[i, 0, :n] = 1.0
         labels[i, :n] = [positions.get(int(c), IGNORE_INDEX) for c in stream.labels]
     return torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(labels)
@@ -90,6 +101,7 @@ class StreamHead:
         self.classes: np.ndarray | None = None  # the trained classes, in the order of the model's outputs
         self.text: torch.Tensor | None = None
         self.in_dim: int | None = None
+        self.scaling: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- what each head defines -------------------------------------------------------------
     def _build(self, in_dim: int, prototypes: ClassPrototypes) -> torch.nn.Module:
@@ -124,6 +136,7 @@ class StreamHead:
         cfg = self.config
         self.classes = self._checked(streams, prototypes)
         self.in_dim = int(streams[0].features.shape[1])
+        self.scaling = feature_statistics(streams) if cfg.standardise else None
         device = training_device(cfg.device, self.name)
         positions = {int(c): i for i, c in enumerate(self.classes)}
         with torch_threads(cfg.threads):
@@ -136,7 +149,7 @@ class StreamHead:
                 order = order_rng.permutation(len(streams))
                 for start in range(0, len(order), cfg.batch_streams):
                     batch = [streams[i] for i in order[start:start + cfg.batch_streams]]
-                    x, mask, labels = (t.to(device) for t in padded_batch(batch, positions))
+                    x, mask, labels = (t.to(device) for t in padded_batch(batch, positions, self.scaling))
                     loss = self._loss(x, mask, labels)
                     if not torch.isfinite(loss):
                         raise ZsarError(f"{self.name}: the training loss became {loss.item()} at epoch {epoch}; "
@@ -161,8 +174,10 @@ class StreamHead:
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 2 or features.shape[1] != self.in_dim:
             raise ZsarError(f"{self.name}: features of shape {features.shape}, the head was fitted on {self.in_dim}-d")
+        if self.scaling is not None:
+            features = (features - self.scaling[0]) / self.scaling[1]
         device = next(model.parameters()).device
-        x = torch.from_numpy(features.T.copy())[None].to(device)
+        x = torch.from_numpy(np.ascontiguousarray(features.T))[None].to(device)
         mask = torch.ones((1, 1, features.shape[0]), device=device)
         model.eval()
         with torch.no_grad(), torch_threads(self.config.threads):
@@ -183,8 +198,8 @@ class StreamHead:
 
     def save(self, path: str | Path) -> Path:
         payload = {"head": self.name, "config": asdict(self.config), "classes": self.classes.tolist(),
-                   "in_dim": self.in_dim, "text": None if self.text is None else self.text.cpu(),
-                   "state": self._trained().state_dict()}
+                   "in_dim": self.in_dim, "scaling": self.scaling, "state": self._trained().state_dict(),
+                   "text": None if self.text is None else self.text.cpu()}
         with atomic_target(path) as tmp:
             torch.save(payload, tmp)
         return Path(path)
@@ -201,6 +216,7 @@ class StreamHead:
         head = head_cls(StreamHeadConfig(**payload["config"]))
         head.classes, head.in_dim, head.text = np.asarray(payload["classes"], np.int64), payload["in_dim"], \
             payload["text"]
+        head.scaling = payload["scaling"]
         head.model = head._build_for_load()
         head.model.load_state_dict(payload["state"])
         return head

@@ -18,12 +18,14 @@ splits_app = typer.Typer(no_args_is_help=True, help="Zero-shot class splits.")
 encoder_app = typer.Typer(no_args_is_help=True, help="Train skeleton encoders on seen classes.")
 extract_app = typer.Typer(no_args_is_help=True, help="Run encoders over a dataset into a feature cache.")
 import_app = typer.Typer(no_args_is_help=True, help="Import published feature releases as caches, splits and runs.")
+streams_app = typer.Typer(no_args_is_help=True, help="Untrimmed streams: per-frame caches and zero-shot segmentation.")
 app.add_typer(cache_app, name="cache")
 app.add_typer(encoder_app, name="encoder")
 app.add_typer(extract_app, name="extract")
 app.add_typer(text_app, name="text")
 app.add_typer(splits_app, name="splits")
 app.add_typer(import_app, name="import")
+app.add_typer(streams_app, name="streams")
 
 
 def _show_version(value: bool) -> None:
@@ -144,6 +146,43 @@ def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder.")) -> 
     from zsar.experiment.runner import run_demo
 
     _print_summary(_interruptible(lambda: run_demo(out)), out)
+
+
+@streams_app.command("run")
+def streams_run(config: Path = typer.Argument(..., help="Stream experiment TOML file."),
+                out: Path = typer.Option(None, help="Output folder (default: the config's, else runs/NAME)."),
+                select_on_test: bool = typer.Option(None, "--select-on-test/--select-on-validation",
+                                                    help="Choose epochs on test (the released codes' protocol, "
+                                                         "labelled in the report).")) -> None:
+    """Zero-shot temporal action segmentation: streams, per-frame features, text, stream heads, report."""
+    from zsar.experiment.stream_runner import run_stream_config_file
+
+    overrides = {} if select_on_test is None else {"select_on_test": select_on_test}
+    report = _interruptible(lambda: run_stream_config_file(config, out, **overrides))
+    typer.echo(Path(report["files"]["markdown"]).read_text(encoding="utf-8"))
+    typer.echo(f"report: {report['files']['html']}")
+
+
+@streams_app.command("import")
+def streams_import(
+    release: Path = typer.Argument(..., help="Release folder: features/*.npy [D, T], groundTruth/*.txt, mapping.txt, "
+                                             "splits/*.bundle."),
+    out: Path = typer.Argument(..., help="The per-frame cache to write (.h5)."),
+    split: int = typer.Option(1, help="Which splits/{train,test}.split<k>.bundle."),
+    background: str = typer.Option("auto", help="Background class names, comma-separated; 'auto' (background, SIL, "
+                                                "action_start, action_end) or 'none'."),
+    val_fraction: float = typer.Option(0.0, help="Training videos set aside (seeded) as validation streams."),
+    seed: int = typer.Option(0, help="Seed of the validation draw."),
+    overwrite: bool = typer.Option(False, help="Replace an existing cache (kept until the new one is complete)."),
+) -> None:
+    """Import a temporal segmentation feature release (MS-TCN / FACT layout) as a per-frame cache."""
+    from zsar.features.info import cache_summary, format_summary
+    from zsar.features.streams import import_segmentation_release
+
+    names = background if background == "auto" else [] if background == "none" else _csv(background)
+    path = import_segmentation_release(release, out, split=split, background=names,
+                                       validation_fraction=val_fraction, seed=seed, overwrite=overwrite)
+    typer.echo(format_summary(cache_summary(path)))
 
 
 @cache_app.command("info")

@@ -11,6 +11,8 @@ For each held-out class set and seed:
 3. Test streams: every `test` stream, labelled against every class; frame accuracy, Edit and F1@{10,25,50} on all,
    seen and held-out classes (`segmentation_metrics`), with the background convention stated; the last epoch's
    scores are kept beside the chosen ones.
+4. Heads that can score untrained classes (zero-shot heads) use calibrated stacking at test, its shift chosen on
+   the validation streams with a pseudo-held-out head (`stream_calibration`); the uncalibrated scores are kept.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from zsar.datasets.streams import Stream
 from zsar.errors import ZsarError
 from zsar.evaluate.epoch_choice import EPOCH_RULES, selection_scores
 from zsar.evaluate.segmentation_metrics import per_class_f1, score_streams
+from zsar.evaluate.stream_calibration import choose_gamma, pseudo_held_out, shifted_scores
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.stream_heads import StreamHead, make_stream_head
 from zsar.progress import epoch as report_epoch
@@ -46,6 +49,7 @@ class StreamProtocol:
     epoch_rule: str = "smoothed"
     select_on_test: bool = False
     timelines: int = 4  # test streams whose frame labels go into the report's timeline strips
+    calibrate: bool = True  # calibrated stacking for heads that score untrained classes (stream_calibration.py)
 
     def __post_init__(self) -> None:
         if self.epoch_rule not in EPOCH_RULES:
@@ -76,20 +80,37 @@ def split_streams(streams: Sequence[Stream], held_out: HeldOut, select_on_test: 
     return parts
 
 
-def predictions(head: StreamHead, streams: Sequence[Stream], classes: np.ndarray,
-                prototypes: ClassPrototypes) -> list[np.ndarray]:
-    return [head.predict(s.features, classes, prototypes) for s in streams]
+def predictions(head: StreamHead, streams: Sequence[Stream], classes: np.ndarray, prototypes: ClassPrototypes,
+                gamma: float = 0.0) -> list[np.ndarray]:
+    return [classes[shifted_scores(head, s, classes, prototypes, gamma).argmax(axis=1)] for s in streams]
 
 
-def _scored(head, streams, classes, prototypes, background, held_out) -> tuple[dict, list[np.ndarray]]:
-    preds = predictions(head, streams, classes, prototypes)
+def _scored(head, streams, classes, prototypes, background, held_out, gamma=0.0) -> tuple[dict, list[np.ndarray]]:
+    preds = predictions(head, streams, classes, prototypes, gamma)
     return score_streams(preds, [s.labels for s in streams], background, held_out), preds
+
+
+def calibration(parts: dict, prototypes: ClassPrototypes, background: Sequence[int], head_name: str, params: dict,
+                held_out: HeldOut, seed: int, epochs: int) -> dict:
+    """gamma for calibrated stacking, chosen on the validation streams with a pseudo-held-out head (see
+    `stream_calibration`); gamma 0 with the reason when the validation problem cannot be built."""
+    pseudo = pseudo_held_out(parts["train"], background, len(held_out.classes), seed)
+    train = [s for s in parts["train"] if not set(pseudo) & s.classes()]
+    if not pseudo or not train:
+        return {"gamma": 0.0, "pseudo_held_out": list(pseudo), "note": "no validation problem: not calibrated"}
+    stage(f"{head_name} calibration on {held_out.name}, seed {seed}")
+    head = make_stream_head(head_name, (params or {}) | {"seed": seed, "epochs": epochs}).fit(train, prototypes)
+    classes = prototypes.class_ids
+    scores = np.concatenate([head.scores(s.features, classes, prototypes) for s in parts["select"]])
+    truth = np.concatenate([s.labels for s in parts["select"]])
+    return choose_gamma(scores, truth, classes, head.classes, pseudo) | {"pseudo_held_out": list(pseudo),
+                                                                        "training_streams": len(train)}
 
 
 def run_stream_split(streams: Sequence[Stream], prototypes: ClassPrototypes, background: Sequence[int],
                      head_name: str, params: dict, held_out: HeldOut, seed: int,
                      protocol: StreamProtocol = StreamProtocol()) -> dict:
-    """One run: train the head on one held-out split, choose its epoch, score the test streams."""
+    """One run: train the head on one held-out split, choose its epoch (and gamma), score the test streams."""
     started = time.perf_counter()
     parts = split_streams(streams, held_out, protocol.select_on_test)
     classes = prototypes.class_ids
@@ -108,13 +129,21 @@ def run_stream_split(streams: Sequence[Stream], prototypes: ClassPrototypes, bac
     rule = "best" if protocol.select_on_test else protocol.epoch_rule
     chosen = int(np.argmax(selection_scores(curve, rule)))
     head.load_state(snapshots[chosen])
-    scores, preds = _scored(head, parts["test"], classes, prototypes, background, held_out.classes)
+    plain, preds = _scored(head, parts["test"], classes, prototypes, background, held_out.classes)
+    calibrated = None
+    if protocol.calibrate and head.zero_shot:
+        calibrated = calibration(parts, prototypes, background, head_name, params, held_out, seed, chosen + 1)
+        scores, preds = _scored(head, parts["test"], classes, prototypes, background, held_out.classes,
+                                calibrated["gamma"])
+    else:
+        scores = plain
     gts = [s.labels for s in parts["test"]]
     return {
         "head": head_name, "params": head.config.__dict__, "split": held_out.name,
         "held_out": list(held_out.classes), "seed": seed, "epoch_rule": rule,
         "selected_on": "test (the released codes' protocol)" if protocol.select_on_test else "validation streams",
         "chosen_epoch": chosen + 1, "curve": [float(v) for v in curve], "metrics": scores, "metrics_last": last,
+        "metrics_uncalibrated": plain, "calibration": calibrated,
         "per_class_f1": {int(k): float(v) for k, v in per_class_f1(preds, gts, 0.5, background).items()},
         "streams": {k: len(parts[k]) for k in ("train", "removed", "select", "test")},
         "timelines": [{"stream_id": s.stream_id, "truth": s.labels.tolist(), "predicted": p.tolist()}

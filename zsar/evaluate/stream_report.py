@@ -35,6 +35,7 @@ def _stat(row: dict, key: str) -> str:
 
 def markdown(report: dict) -> str:
     lines = [f"# Zero-shot temporal action segmentation: {report['name']}", "",
+             *([f"**PARTIAL: {report['partial']} finished (interrupted).**", ""] if report.get("partial") else []),
              f"Created {report['created']} with zsar {report['versions']['zsar']}. Cache `{report['cache']['path']}` "
              f"(fingerprint {report['cache']['fingerprint'][:16]}).", "", f"Protocol: {report['protocol']}", "",
              f"Background: {report['background_note']}.", "",
@@ -111,6 +112,8 @@ def html_report(report: dict) -> str:
                      [[r["head"], str(r["runs"]), *(_stat(r, k) for k in COLUMNS), str(r["seconds"])]
                       for r in report["summary"]])
     body = [f"<h1>Zero-shot temporal action segmentation: {html.escape(report['name'])}</h1>",
+            *([f"<p><b>PARTIAL: {html.escape(report['partial'])} finished (interrupted).</b></p>"]
+              if report.get("partial") else []),
             f"<p>{html.escape(report['protocol'])}</p>",
             f"<p>Background: {html.escape(report['background_note'])}.</p>", summary, *_timelines(report),
             _per_class(report), "<h2>Config</h2>",

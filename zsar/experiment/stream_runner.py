@@ -15,6 +15,7 @@ import numpy as np
 from zsar.atomic import writable_folder
 from zsar.datasets.source import SampleSource
 from zsar.datasets.stream_builder import StreamRecipe, build_streams
+from zsar.errors import Interrupted
 from zsar.evaluate.report import versions
 from zsar.evaluate.segmentation_metrics import background_note
 from zsar.evaluate.stream_protocol import SELECTION_METRIC, StreamProtocol, run_stream_split, summarise_runs
@@ -44,6 +45,16 @@ def _trimmed_source(config: StreamExperimentConfig) -> SampleSource:
     meta.loc[picked, "split"] = "val"
     return SampleSource(source.name, source.class_names, meta, source.load, source.modality, source.layout,
                         source.class_ids, source.provenance)
+
+
+def check_held_out_early(config: StreamExperimentConfig) -> None:
+    """For streams built here, the held-out lists checked against the dataset's classes before any work."""
+    if config.data.source not in ("skeleton", "synthetic"):
+        return
+    source = _trimmed_source(config)
+    recipe = StreamRecipe(**config.streams)
+    names = list(source.class_names) + (["background"] if recipe.has_filler else [])
+    resolve_held_out(config.splits, names, (len(source.class_names),) if recipe.has_filler else ())
 
 
 def prepare_stream_cache(config: StreamExperimentConfig, out: Path, progress: bool = True) -> Path:
@@ -118,6 +129,7 @@ def _report(config, cache: StreamCache, splits, runs: list[dict], protocol: Stre
 def run_stream_experiment(config: StreamExperimentConfig, out_dir: str | Path | None = None,
                           progress: bool = True) -> dict:
     out = writable_folder(Path(out_dir or config.output_dir or f"runs/{config.name}"))
+    check_held_out_early(config)
     cache = StreamCache(prepare_stream_cache(config, out, progress))
     splits = resolve_held_out(config.splits, cache.class_names, cache.background)
     prototypes = stream_prototypes(config, cache.class_names, cache.background, out)
@@ -127,19 +139,27 @@ def run_stream_experiment(config: StreamExperimentConfig, out_dir: str | Path | 
     plan = [(h, s, seed) for h in config.heads for s in splits for seed in config.seeds]
     runs: list[dict] = []
     started = time.perf_counter()
-    for k, (head, split, seed) in enumerate(plan, 1):
-        run = run_stream_split(streams, prototypes, cache.background, head.name, head.params, split, seed, protocol)
-        runs.append(run)
-        m = run["metrics"]
-        if progress:
-            print(f"[{k}/{len(plan)} runs, {time.perf_counter() - started:.0f} s] {head.name} | {split.name} | seed "
-                  f"{seed}: acc {m['acc']:.1f}, edit {m['edit']:.1f}, F1@25 {m['f1@25']:.1f}, held-out acc "
-                  f"{m.get('acc_unseen', float('nan')):.1f} (epoch {run['chosen_epoch']}, {run['seconds']:.0f} s)",
-                  flush=True)
-        write_stream_report(out, _report(config, cache, splits, runs, protocol))
+    try:
+        for head, split, seed in plan:
+            runs.append(run_stream_split(streams, prototypes, cache.background, head.name, head.params, split, seed,
+                                         protocol))
+            if progress:
+                _print_run(runs[-1], len(runs), len(plan), time.perf_counter() - started)
+            write_stream_report(out, _report(config, cache, splits, runs, protocol))
+    except KeyboardInterrupt:
+        report = _report(config, cache, splits, runs, protocol) | {"partial": f"{len(runs)} of {len(plan)} runs"}
+        files = write_stream_report(out, report) if runs else {}
+        raise Interrupted(len(runs), len(plan), files.get("html")) from None
     report = _report(config, cache, splits, runs, protocol)
     report["files"] = {k: str(v) for k, v in write_stream_report(out, report).items()}
     return report
+
+
+def _print_run(run: dict, done: int, total: int, seconds: float) -> None:
+    m = run["metrics"]
+    print(f"[{done}/{total} runs, {seconds:.0f} s] {run['head']} | {run['split']} | seed {run['seed']}: acc "
+          f"{m['acc']:.1f}, edit {m['edit']:.1f}, F1@25 {m['f1@25']:.1f}, held-out acc "
+          f"{m.get('acc_unseen', float('nan')):.1f} (epoch {run['chosen_epoch']}, {run['seconds']:.0f} s)", flush=True)
 
 
 def run_stream_config_file(path: str | Path, out_dir: str | Path | None = None, progress: bool = True,

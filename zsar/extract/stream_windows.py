@@ -96,7 +96,7 @@ def extract_stream_windows(streams: StreamSet, cache_path: str | Path, encoder: 
     with StreamCacheWriter(cache_path, header, rows, overwrite=overwrite,
                            content_digest=stream_content_digest(streams)) as writer:
         todo = writer.pending_streams()
-        bar = tqdm(total=len(todo), desc=f"per-frame {streams.name}", unit="stream", disable=not progress)
+        bar = tqdm(total=len(todo), desc=f"per-frame {streams.name}", unit="stream", disable=not progress or not todo)
         for index in todo:
             stream, (_, starts, ends) = streams.streams[index], bounds[index]
             if len(stream) < window:

@@ -94,6 +94,7 @@ class StreamHead:
     """Base of the stream heads: the training loop, snapshots, scoring and files."""
 
     name = "stream_head"
+    zero_shot = False  # True when untrained classes can win a frame (scored from their prototypes)
 
     def __init__(self, config: StreamHeadConfig | None = None, **params):
         self.config = config or build_config(StreamHeadConfig, params, self.name)
@@ -229,6 +230,7 @@ class MSTCNHead(StreamHead):
     """MS-TCN over the trained classes; classes it was not trained on score -inf."""
 
     name = "mstcn"
+    zero_shot = False
 
     def _build(self, in_dim: int, prototypes: ClassPrototypes) -> torch.nn.Module:
         return self._build_for_load()
@@ -254,6 +256,7 @@ class TextSegmentationHead(StreamHead):
     """Frames projected into the text space, scored against any classes' prototypes (zero-shot)."""
 
     name = "text_segmentation"
+    zero_shot = True
 
     def _build(self, in_dim: int, prototypes: ClassPrototypes) -> torch.nn.Module:
         self.text = torch.from_numpy(prototypes.subset(self.classes).vectors)

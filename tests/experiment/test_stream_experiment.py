@@ -1,0 +1,90 @@
+"""The stream experiment end to end on small synthetic streams, its config checks and its report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from zsar.cli import app
+from zsar.errors import ZsarError
+from zsar.experiment.streams import load_stream_config, resolve_held_out, stream_config_from_dict
+
+CONFIG = """
+name = "tiny_streams"
+seeds = [0]
+[data]
+source = "synthetic"
+synthetic = { num_subjects = 3, repetitions = 1, test_subjects = 1, min_frames = 20, max_frames = 30 }
+validation_fraction = 0.3
+[streams]
+actions_per_stream = [2, 3]
+background_gap = [2, 4]
+[extract]
+window = 8
+stride = 4
+[splits]
+held_out = [["wave left hand", "kick with right leg"]]
+[[heads]]
+name = "mstcn"
+params = { epochs = 2, layers = 2, channels = 8 }
+[[heads]]
+name = "text_segmentation"
+params = { epochs = 2, layers = 2, channels = 8 }
+[evaluate]
+timelines = 2
+"""
+
+
+def test_a_stream_experiment_runs_end_to_end_and_reports(tmp_path):
+    (tmp_path / "exp.toml").write_text(CONFIG)
+    result = CliRunner().invoke(app, ["streams", "run", str(tmp_path / "exp.toml"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [r["head"] for r in report["runs"]] == ["mstcn", "text_segmentation"]
+    assert report["splits"][0]["class_names"] == ["wave left hand", "kick with right leg"]
+    assert "background" in report["background_note"]
+    text_run = report["runs"][1]
+    assert text_run["calibration"]["pseudo_held_out"] and "gamma" in text_run["calibration"]
+    assert len(text_run["timelines"]) == 2
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.count("<svg") == 4 and "held-out class" in page and "Per-class F1" in page
+    assert (tmp_path / "out" / "runs.csv").read_text().count("\n") == 3
+    assert "acc_unseen" in (tmp_path / "out" / "report.md").read_text()
+    again = CliRunner().invoke(app, ["streams", "run", str(tmp_path / "exp.toml"), "--out", str(tmp_path / "out")])
+    assert again.exit_code == 0 and "per-frame" not in again.output  # the per-frame cache is reused
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"data": {"source": "video"}}, "source must be one of"),
+    ({"data": {"source": "skeleton"}}, "needs `dataset"),
+    ({"data": {"validation_fraction": 1.5}}, "validation_fraction"),
+    ({"splits": {}}, "needs `held_out`"),
+    ({"seeds": []}, "seeds"),
+    ({"extract": {"window": 8, "hop": 2}}, "unknown keys"),
+    ({"evaluate": {"select_on_test": "yes"}}, "true or false"),
+])
+def test_config_mistakes_are_named_before_any_work(change, message):
+    data = {"name": "x", "splits": {"held_out": [[1]]}} | change
+    with pytest.raises(ZsarError, match=message):
+        stream_config_from_dict(data)
+
+
+def test_held_out_lists_take_names_or_ids_and_refuse_background():
+    names = ["a", "b", "c", "background"]
+    config = stream_config_from_dict({"name": "x", "splits": {"held_out": [["a", 2]], "random_held_out": 1,
+                                                                "random_seeds": [5]}}).splits
+    splits = resolve_held_out(config, names, (3,))
+    assert splits[0].classes == (0, 2) and len(splits) == 2 and 3 not in splits[1].classes
+    for bad in (["background"], ["zzz"], ["a", "b", "c"]):
+        with pytest.raises(ZsarError):
+            resolve_held_out(stream_config_from_dict({"name": "x", "splits": {"held_out": [bad]}}).splits, names,
+                             (3,))
+
+
+def test_the_shipped_nw_ucla_stream_experiment_parses():
+    from pathlib import Path
+
+    config = load_stream_config(Path(__file__).parents[2] / "experiments" / "nw_ucla_streams.toml")
+    assert config.data.source == "skeleton" and config.splits.held_out

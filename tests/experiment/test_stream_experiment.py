@@ -88,3 +88,22 @@ def test_the_shipped_nw_ucla_stream_experiment_parses():
 
     config = load_stream_config(Path(__file__).parents[2] / "experiments" / "nw_ucla_streams.toml")
     assert config.data.source == "skeleton" and config.splits.held_out
+
+
+def test_an_encoder_trained_on_a_held_out_class_is_refused(tmp_path):
+    import numpy as np
+
+    from zsar.evaluate.stream_protocol import HeldOut
+    from zsar.experiment.stream_runner import check_leakage
+    from zsar.features.schema import CacheHeader
+    from zsar.features.streams import StreamCache, StreamCacheWriter, StreamRows, frames_entry
+
+    header = CacheHeader(dataset="toy", modality="skeleton", encoder="net", embedding_dim=2,
+                         class_names=("a", "b", "c"), trained_classes=(0, 1), frames=frames_entry())
+    rows = [StreamRows("s", "train", np.array([0, 1, 2]))]
+    with StreamCacheWriter(tmp_path / "c.h5", header, rows, content_digest="x") as writer:
+        writer.write_stream(0, np.zeros((3, 2), np.float32))
+        cache = StreamCache(writer.finalize())
+    check_leakage(cache, [HeldOut("fine", (2,))])
+    with pytest.raises(ZsarError, match=r"trained on held-out classes \['b'\]"):
+        check_leakage(cache, [HeldOut("fine", (2,)), HeldOut("leaky", (1, 2))])

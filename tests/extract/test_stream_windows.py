@@ -88,3 +88,29 @@ def test_a_window_longer_than_a_stream_fails_that_stream_by_name(tmp_path, strea
     failed = cache.table[cache.table["failed"]]
     assert shortest.stream_id in failed["stream_id"].tolist()
     assert "fewer than the window" in failed["error"].iloc[0]
+
+
+def test_a_graph_networks_temporal_output_gives_one_row_per_stride(tmp_path, ucla_small, tiny_stgcn_config):
+    """Real NW-UCLA streams through a randomly initialised ST-GCN: each stream's rows equal the network run on the
+    whole stream alone (the naive path), one row per temporal stride, labelled at the stride block's centre."""
+    import torch
+
+    from zsar.extract.gcn_input import whole_clip
+    from zsar.extract.skeleton_encoder import SkeletonEncoder, make_spec
+    from zsar.extract.stream_windows import network_temporal
+
+    torch.manual_seed(0)
+    encoder = SkeletonEncoder(make_spec(str(tiny_stgcn_config), "kinect_v1_20", 3, ucla_small.class_names,
+                                        range(10)))
+    encoder.init_weights()
+    streams = build_streams(ucla_small, StreamRecipe(actions_per_stream=(2, 3), seed=0), splits=("test",))
+    temporal = network_temporal(encoder)
+    stride = temporal.stride
+    assert stride == 2  # the tiny config halves time once
+    cache = StreamCache(extract_stream_windows(streams, tmp_path / "g.h5", temporal, window=None, progress=False))
+    assert cache.header.frames["window"] is None and cache.header.frames["stride"] == stride
+    for got, stream in list(zip(cache.load_streams(), streams.streams, strict=True))[:2]:
+        centres, _, _ = window_bounds(len(stream), 1, stride)
+        np.testing.assert_array_equal(got.labels, stream.labels[centres])
+        alone = encoder.features(whole_clip(encoder.prepare(stream.keypoints), encoder.spec.input)[None])[2][0]
+        np.testing.assert_allclose(got.features, alone, rtol=1e-5, atol=1e-6)

@@ -15,7 +15,7 @@ import numpy as np
 from zsar.atomic import writable_folder
 from zsar.datasets.source import SampleSource
 from zsar.datasets.stream_builder import StreamRecipe, build_streams
-from zsar.errors import Interrupted
+from zsar.errors import Interrupted, ZsarError
 from zsar.evaluate.report import versions
 from zsar.evaluate.segmentation_metrics import background_note
 from zsar.evaluate.stream_protocol import SELECTION_METRIC, StreamProtocol, run_stream_split, summarise_runs
@@ -69,17 +69,44 @@ def prepare_stream_cache(config: StreamExperimentConfig, out: Path, progress: bo
         return import_segmentation_release(config.resolve(d.dataset), target, split=d.release_split,
                                            background=background, validation_fraction=d.validation_fraction,
                                            seed=d.validation_seed)
-    from zsar.extract.stream_windows import extract_stream_windows, stats_windows
+    from zsar.extract.stream_windows import extract_stream_windows
 
     source = _trimmed_source(config)
     recipe = StreamRecipe(**config.streams)
     streams = build_streams(source, recipe, splits=("train", "val", "test") if d.validation_fraction else
                             ("train", "test"))
-    channels = int(next(s.keypoints.shape[-1] for s in streams.streams))
     w = config.extract
-    path = out / "cache" / f"streams__skeleton-stats_w{w.window}_s{w.stride}.h5"
-    return extract_stream_windows(streams, path, stats_windows(channels=channels), w.window, w.stride,
-                                  progress=progress)
+    encoder, tag = _window_encoder(config, int(next(s.keypoints.shape[-1] for s in streams.streams)))
+    path = out / "cache" / f"streams__{tag}_w{w.window}_s{w.stride}.h5"
+    return extract_stream_windows(streams, path, encoder, w.window, w.stride, progress=progress)
+
+
+def _window_encoder(config: StreamExperimentConfig, channels: int):
+    """The per-frame encoder the config asks for, and a tag for its cache's file name."""
+    from zsar.extract.stream_windows import network_temporal, network_windows, stats_windows
+
+    w = config.extract
+    if w.checkpoint is None:
+        return stats_windows(channels=channels), "skeleton-stats"
+    from zsar.extract.skeleton_encoder import SkeletonEncoder
+    from zsar.features.fingerprint import file_sha256
+
+    path = config.resolve(w.checkpoint)
+    encoder, digest = SkeletonEncoder.load(path), file_sha256(path)
+    if w.mode == "temporal":
+        return network_temporal(encoder, digest), f"{path.stem}-temporal"
+    return network_windows(encoder, digest), path.stem
+
+
+def check_leakage(cache: StreamCache, splits) -> None:
+    """A per-frame encoder trained on a held-out class would leak it: refused, naming the classes."""
+    trained = set(cache.header.trained_classes or ())
+    for split in splits:
+        leaked = sorted(trained & set(split.classes))
+        if leaked:
+            names = [cache.class_names[c] for c in leaked]
+            raise ZsarError(f"the per-frame encoder was trained on held-out classes {names} of split {split.name!r}; "
+                            "train it without them (zsar encoder train with this split)", cache.path)
 
 
 def stream_prototypes(config: StreamExperimentConfig, class_names: list[str], background: tuple[int, ...],
@@ -132,6 +159,7 @@ def run_stream_experiment(config: StreamExperimentConfig, out_dir: str | Path | 
     check_held_out_early(config)
     cache = StreamCache(prepare_stream_cache(config, out, progress))
     splits = resolve_held_out(config.splits, cache.class_names, cache.background)
+    check_leakage(cache, splits)
     prototypes = stream_prototypes(config, cache.class_names, cache.background, out)
     streams = cache.load_streams()
     ev = config.evaluate

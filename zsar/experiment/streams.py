@@ -22,6 +22,8 @@ background_gap = [4, 12]
 [extract]                     # skeleton / synthetic: sliding windows of the statistics encoder
 window = 16
 stride = 2
+checkpoint = "encoder.pth"    # optional: a trained graph network instead (never trained on a held-out class)
+mode = "windows"              # with a checkpoint: windows | temporal (the network's per-time-step output)
 
 [text]
 variant = "prompts"           # text variant of the action classes (built-in class text where the names match)
@@ -74,6 +76,9 @@ class StreamDataConfig:
 class WindowConfig:
     window: int = 16
     stride: int = 2
+    checkpoint: str | None = None  # a trained skeleton encoder (zsar encoder train) instead of the statistics one
+    mode: str = "windows"  # with a checkpoint: "windows" (its clip embedding per window) or "temporal" (its
+    # per-time-step output over the whole stream, one row per temporal stride)
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,8 @@ def _problems(config: StreamExperimentConfig) -> list[str]:
         problems.append(f"[data] source = {d.source!r} needs `dataset = PATH`")
     if d.source == "cache" and not d.cache:
         problems.append("[data] source = 'cache' needs `cache = PATH`")
+    if config.extract.mode not in ("windows", "temporal"):
+        problems.append(f"[extract] mode must be 'windows' or 'temporal', not {config.extract.mode!r}")
     if not 0 <= d.validation_fraction < 1:
         problems.append(f"[data] validation_fraction must be in [0, 1), not {d.validation_fraction}")
     if not config.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in config.seeds):

@@ -177,3 +177,11 @@ def sample_clips(prepared: np.ndarray, config: GCNInputConfig, rng: np.random.Ra
     kp = kp[: config.num_person]
     kp = kp.reshape(config.num_person, num_clips, config.clip_len, v, c)
     return np.ascontiguousarray(kp.transpose(1, 0, 2, 3, 4))
+
+
+def whole_clip(prepared: np.ndarray, config: GCNInputConfig) -> np.ndarray:
+    """Every frame of a prepared sequence as one clip, bodies padded or cut to `num_person`: [1, P, T, V, C']."""
+    m = prepared.shape[0]
+    if m < config.num_person:
+        prepared = np.concatenate([prepared, np.zeros((config.num_person - m,) + prepared.shape[1:], prepared.dtype)])
+    return np.ascontiguousarray(prepared[None, : config.num_person])

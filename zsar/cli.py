@@ -142,10 +142,15 @@ def leaderboard(config: Path = typer.Argument(..., help="Experiment TOML file (i
 
 @app.command()
 def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder.")) -> None:
-    """Run the built-in experiment on built-in synthetic skeleton data."""
-    from zsar.experiment.runner import run_demo
+    """Run the built-in experiments on built-in synthetic skeleton data: zero-shot recognition of trimmed samples,
+    then zero-shot segmentation of untrimmed streams built from them (in OUT/streams)."""
+    from zsar.experiment.runner import builtin_config_path, run_demo
+    from zsar.experiment.stream_runner import run_stream_config_file
 
     _print_summary(_interruptible(lambda: run_demo(out)), out)
+    report = _interruptible(lambda: run_stream_config_file(builtin_config_path("demo_streams"), out / "streams"))
+    typer.echo(Path(report["files"]["markdown"]).read_text(encoding="utf-8"))
+    typer.echo(f"stream report: {report['files']['html']}")
 
 
 @streams_app.command("run")

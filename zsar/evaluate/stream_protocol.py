@@ -10,7 +10,7 @@ For each held-out class set and seed:
    `select_on_test` picks the snapshot on the test streams instead (the released codes' protocol), labelled.
 3. Test streams: every `test` stream, labelled against every class; frame accuracy, Edit and F1@{10,25,50} on all,
    seen and held-out classes (`segmentation_metrics`), with the background convention stated; the last epoch's
-   scores are kept beside the chosen ones.
+   scores (with the same calibration) are kept beside the chosen ones.
 4. Heads that can score untrained classes (zero-shot heads) use calibrated stacking at test, its shift chosen on
    the validation streams with a pseudo-held-out head (`stream_calibration`); the uncalibrated scores are kept.
 """
@@ -125,18 +125,16 @@ def run_stream_split(streams: Sequence[Stream], prototypes: ClassPrototypes, bac
 
     stage(f"{head_name} on {held_out.name}, seed {seed}")
     head.fit(parts["train"], prototypes, after_epoch=after_epoch)
-    last, _ = _scored(head, parts["test"], classes, prototypes, background, held_out.classes)
     rule = "best" if protocol.select_on_test else protocol.epoch_rule
     chosen = int(np.argmax(selection_scores(curve, rule)))
+    calibrated = calibration(parts, prototypes, background, head_name, params, held_out, seed, chosen + 1) \
+        if protocol.calibrate and head.zero_shot else None
+    gamma = calibrated["gamma"] if calibrated else 0.0
+    last, _ = _scored(head, parts["test"], classes, prototypes, background, held_out.classes, gamma)
     head.load_state(snapshots[chosen])
     plain, preds = _scored(head, parts["test"], classes, prototypes, background, held_out.classes)
-    calibrated = None
-    if protocol.calibrate and head.zero_shot:
-        calibrated = calibration(parts, prototypes, background, head_name, params, held_out, seed, chosen + 1)
-        scores, preds = _scored(head, parts["test"], classes, prototypes, background, held_out.classes,
-                                calibrated["gamma"])
-    else:
-        scores = plain
+    scores, preds = (_scored(head, parts["test"], classes, prototypes, background, held_out.classes, gamma)
+                     if calibrated else (plain, preds))
     gts = [s.labels for s in parts["test"]]
     return {
         "head": head_name, "params": head.config.__dict__, "split": held_out.name,
@@ -155,12 +153,13 @@ def run_stream_split(streams: Sequence[Stream], prototypes: ClassPrototypes, bac
 def summarise_runs(runs: Sequence[dict], keys: Sequence[str] = ("acc", "edit", "f1@10", "f1@25", "f1@50",
                                                                  "acc_seen", "acc_unseen", "f1@25_seen",
                                                                  "f1@25_unseen")) -> list[dict]:
-    """Per head: mean and standard error over its runs of each metric, chosen and last epoch."""
+    """Per head: mean and standard error over its runs of each metric: chosen epoch (calibrated where the head is
+    zero-shot), last epoch (same calibration) and chosen epoch without calibration ("_plain")."""
     rows = []
     for head in dict.fromkeys(r["head"] for r in runs):
         mine = [r for r in runs if r["head"] == head]
         row = {"head": head, "runs": len(mine), "seconds": round(float(np.mean([r["seconds"] for r in mine])), 1)}
-        for source, suffix in (("metrics", ""), ("metrics_last", "_last")):
+        for source, suffix in (("metrics", ""), ("metrics_last", "_last"), ("metrics_uncalibrated", "_plain")):
             for key in keys:
                 values = np.array([r[source].get(key, np.nan) for r in mine], dtype=float)
                 values = values[np.isfinite(values)]

@@ -44,10 +44,11 @@ def markdown(report: dict) -> str:
     for row in report["summary"]:
         lines.append(f"| {row['head']} | {row['runs']} | " + " | ".join(_stat(row, k) for k in COLUMNS)
                      + f" | {row['seconds']} |")
-    lines += ["", "Last epoch (no choice), same runs:", "", "| head | " + " | ".join(COLUMNS) + " |",
-              "|---|" + "---|" * len(COLUMNS)]
-    for row in report["summary"]:
-        lines.append(f"| {row['head']} | " + " | ".join(_stat(row, k + "_last") for k in COLUMNS) + " |")
+    for title, suffix in (("Last epoch (no choice), same runs and calibration:", "_last"),
+                          ("Chosen epoch without calibrated stacking (zero-shot heads), same runs:", "_plain")):
+        lines += ["", title, "", "| head | " + " | ".join(COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
+        for row in report["summary"]:
+            lines.append(f"| {row['head']} | " + " | ".join(_stat(row, k + suffix) for k in COLUMNS) + " |")
     lines += ["", "Held-out splits: " + "; ".join(f"{s['name']}: {', '.join(s['class_names'])}"
                                                   for s in report["splits"]), ""]
     return "\n".join(lines)

@@ -144,18 +144,10 @@ class EvaluateConfig:
     threads: int = 0  # CPU threads of head training and scoring; 0: the cores other processes leave free
 
 
-@dataclass(frozen=True)
-class ExperimentConfig:
-    name: str
-    seeds: list = field(default_factory=lambda: [0])
-    output_dir: str | None = None
-    data: DataConfig = field(default_factory=DataConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    text: TextConfig = field(default_factory=TextConfig)
-    splits: SplitsConfig = field(default_factory=SplitsConfig)
-    heads: list = field(default_factory=lambda: [HeadSpec("nearest_prototype"), HeadSpec("linear_projection")])
-    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
-    base_dir: str = "."  # folder relative paths in the config are resolved against
+class ConfigFile:
+    """What every experiment config does with its `base_dir`: resolve relative paths, and leave it out of records."""
+
+    base_dir: str
 
     def resolve(self, path: str | None) -> Path | None:
         """A path from the config, relative to the config file's folder."""
@@ -172,11 +164,27 @@ class ExperimentConfig:
         return out
 
 
+@dataclass(frozen=True)
+class ExperimentConfig(ConfigFile):
+    name: str
+    seeds: list = field(default_factory=lambda: [0])
+    output_dir: str | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    splits: SplitsConfig = field(default_factory=SplitsConfig)
+    heads: list = field(default_factory=lambda: [HeadSpec("nearest_prototype"), HeadSpec("linear_projection")])
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    base_dir: str = "."  # folder relative paths in the config are resolved against
+
+
+
 _SECTIONS = {"data": DataConfig, "encoder": EncoderConfig, "text": TextConfig, "splits": SplitsConfig,
              "evaluate": EvaluateConfig}
 
 
-def _build(cls: type, data: dict, where: str, source: Path | None):
+def build_section(cls: type, data: dict, where: str, source: Path | None):
+    """A config section's dataclass from its TOML table; unknown keys and wrong arguments name the file."""
     if not isinstance(data, dict):
         raise ZsarError(f"[{where}] must be a table", source)
     known = {f.name for f in fields(cls)} - {"base_dir"}
@@ -197,13 +205,13 @@ def config_from_dict(data: dict, source: Path | None = None, base_dir: str = "."
     kwargs: dict = {}
     for key, cls in _SECTIONS.items():
         if key in data:
-            kwargs[key] = _build(cls, data.pop(key), key, source)
+            kwargs[key] = build_section(cls, data.pop(key), key, source)
     if "heads" in data:
         heads = data.pop("heads")
         if not isinstance(heads, list) or not heads:
             raise ZsarError("`heads` must be a non-empty array of tables ([[heads]])", source)
-        kwargs["heads"] = [_build(HeadSpec, h, f"heads.{i}", source) for i, h in enumerate(heads)]
-    config = _build(ExperimentConfig, {**data, **kwargs}, "experiment", source)
+        kwargs["heads"] = [build_section(HeadSpec, h, f"heads.{i}", source) for i, h in enumerate(heads)]
+    config = build_section(ExperimentConfig, {**data, **kwargs}, "experiment", source)
     config = replace(config, base_dir=str(base_dir))
     if not config.seeds or not all(isinstance(s, int) for s in config.seeds):
         raise ZsarError("`seeds` must be a non-empty list of integers", source)
@@ -225,12 +233,17 @@ def config_from_dict(data: dict, source: Path | None = None, base_dir: str = "."
     return config
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
+def read_toml(path: str | Path, what: str = "experiment config") -> dict:
+    """A TOML file as a dict; a missing file or bad TOML is one error naming it."""
     path = Path(path)
     if not path.is_file():
-        raise ZsarError("experiment config not found", path)
+        raise ZsarError(f"{what} not found", path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ZsarError(f"invalid TOML: {exc}", path) from exc
-    return config_from_dict(data, path, str(path.parent.resolve()))
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    return config_from_dict(read_toml(path), path, str(path.parent.resolve()))

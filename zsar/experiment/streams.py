@@ -47,13 +47,13 @@ timelines = 4
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from zsar.errors import ZsarError
+from zsar.experiment.config import ConfigFile, build_section, read_toml
 
 DATA_SOURCES = ("skeleton", "synthetic", "release", "cache")
 
@@ -109,7 +109,7 @@ class StreamEvaluateConfig:
 
 
 @dataclass(frozen=True)
-class StreamExperimentConfig:
+class StreamExperimentConfig(ConfigFile):
     name: str
     seeds: list = field(default_factory=lambda: [0])
     output_dir: str | None = None
@@ -122,33 +122,9 @@ class StreamExperimentConfig:
     evaluate: StreamEvaluateConfig = field(default_factory=StreamEvaluateConfig)
     base_dir: str = "."
 
-    def resolve(self, path: str | None) -> Path | None:
-        if path is None:
-            return None
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else Path(self.base_dir) / p
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out.pop("base_dir")
-        return out
-
 
 _SECTIONS = {"data": StreamDataConfig, "extract": WindowConfig, "text": StreamTextConfig, "splits": HeldOutConfig,
              "evaluate": StreamEvaluateConfig}
-
-
-def _build(cls: type, data, where: str, source: Path | None):
-    if not isinstance(data, dict):
-        raise ZsarError(f"[{where}] must be a table", source)
-    known = {f.name for f in fields(cls)} - {"base_dir"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ZsarError(f"unknown keys {unknown} in [{where}]; known: {sorted(known)}", source)
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise ZsarError(f"[{where}]: {exc}", source) from exc
 
 
 def _problems(config: StreamExperimentConfig) -> list[str]:
@@ -179,15 +155,17 @@ def stream_config_from_dict(data: dict, source: Path | None = None, base_dir: st
     data = dict(data)
     if "name" not in data:
         raise ZsarError("stream experiment config needs a `name`", source)
-    kwargs: dict = {key: _build(cls, data.pop(key), key, source) for key, cls in _SECTIONS.items() if key in data}
+    kwargs: dict = {key: build_section(cls, data.pop(key), key, source)
+                    for key, cls in _SECTIONS.items() if key in data}
     if "heads" in data:
         heads = data.pop("heads")
         if not isinstance(heads, list) or not heads:
             raise ZsarError("`heads` must be a non-empty array of tables ([[heads]])", source)
-        kwargs["heads"] = [_build(StreamHeadSpec, h, f"heads.{i}", source) for i, h in enumerate(heads)]
+        kwargs["heads"] = [build_section(StreamHeadSpec, h, f"heads.{i}", source) for i, h in enumerate(heads)]
     if "streams" in data and not isinstance(data["streams"], dict):
         raise ZsarError("[streams] must be a table", source)
-    config = replace(_build(StreamExperimentConfig, {**data, **kwargs}, "experiment", source), base_dir=str(base_dir))
+    config = build_section(StreamExperimentConfig, {**data, **kwargs}, "experiment", source)
+    config = replace(config, base_dir=str(base_dir))
     problems = _problems(config)
     if problems:
         raise ZsarError("; ".join(problems), source)
@@ -196,13 +174,7 @@ def stream_config_from_dict(data: dict, source: Path | None = None, base_dir: st
 
 def load_stream_config(path: str | Path) -> StreamExperimentConfig:
     path = Path(path)
-    if not path.is_file():
-        raise ZsarError("stream experiment config not found", path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ZsarError(f"invalid TOML: {exc}", path) from exc
-    return stream_config_from_dict(data, path, str(path.parent.resolve()))
+    return stream_config_from_dict(read_toml(path, "stream experiment config"), path, str(path.parent.resolve()))
 
 
 def resolve_held_out(config: HeldOutConfig, class_names: list[str], background: tuple[int, ...]) -> list:

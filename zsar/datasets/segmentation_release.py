@@ -247,6 +247,103 @@ def _raise_collected(problems: list[ZsarError], root: Path, what: str) -> None:
     raise ZsarError(f"{len(problems)} {what} are unusable: {shown}{more}", root)
 
 
+def _check_options(split, validation_fraction: float, max_length_mismatch) -> None:
+    if isinstance(split, bool) or not isinstance(split, int | np.integer):
+        raise ZsarError(f"split must be a whole number, got {split!r}")
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ZsarError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    if max_length_mismatch is not None and (isinstance(max_length_mismatch, bool) or max_length_mismatch < 0):
+        raise ZsarError(f"max_length_mismatch must be a whole number of frames >= 0, got {max_length_mismatch!r}")
+
+
+def _split_videos(root: Path, split: int, features_dir: Path, labels_dir: Path
+                  ) -> tuple[dict[str, list[str]], dict[str, Path]]:
+    """The train and test video stems of `split` and their bundle files; every entry without both files is
+    reported at once."""
+    bundle_paths = _bundle_paths(root)
+    if split not in bundle_paths:
+        raise ZsarError(f"no bundles for split {split}; available splits: {', '.join(map(str, bundle_paths))}",
+                        root / "splits")
+    paths = _complete(split, bundle_paths[split], root / "splits")
+    videos = {side: _read_bundle(paths[side]) for side in ("train", "test")}
+    both = [v for v in videos["train"] if v in set(videos["test"])]
+    if both:
+        raise ZsarError(f"{len(both)} videos are in both the train and the test bundle: {both[:MAX_PROBLEMS_SHOWN]} "
+                        f"(test bundle {paths['test']})", paths["train"])
+    missing: list[ZsarError] = []
+    for side in ("train", "test"):
+        for stem in videos[side]:
+            absent = [str(f) for f in (features_dir / f"{stem}.npy", labels_dir / f"{stem}.txt") if not f.is_file()]
+            if absent:
+                missing.append(ZsarError(f"names video {stem!r} but {' and '.join(absent)} "
+                                         f"{'is' if len(absent) == 1 else 'are'} missing", paths[side]))
+    _raise_collected(missing, root, "bundle entries")
+    return videos, paths
+
+
+def _assign(videos: dict[str, list[str]], paths: dict[str, Path], validation_fraction: float,
+            seed: int) -> dict[str, str]:
+    """Each video's split: its bundle's, except a seeded fraction of the train videos that becomes "val"."""
+    assignment = {stem: side for side in ("train", "test") for stem in videos[side]}
+    if validation_fraction > 0:
+        train = sorted(videos["train"])
+        if len(train) < 2:
+            raise ZsarError(f"validation_fraction {validation_fraction} needs at least 2 train videos, the bundle "
+                            f"has {len(train)}", paths["train"])
+        n_val = min(len(train) - 1, max(1, round(validation_fraction * len(train))))
+        order = np.random.default_rng(seed).permutation(len(train))
+        for i in order[:n_val]:
+            assignment[train[i]] = "val"
+    return assignment
+
+
+def _one_video(stem: str, folders: tuple[Path, Path], ids: dict[str, int], feature_dim, max_length_mismatch):
+    """(labels, features view [T, D], T of the features, T of the labels) of one video, lengths reconciled."""
+    feature_file, label_file = folders[0] / f"{stem}.npy", folders[1] / f"{stem}.txt"
+    labels = _load_labels(label_file, ids)
+    raw = _load_features(feature_file)
+    if feature_dim is not None and raw.shape[0] != feature_dim[0]:
+        raise ZsarError(f"features have D = {raw.shape[0]} but {feature_dim[1].name} has D = {feature_dim[0]}",
+                        feature_file)
+    t_feat, t_gt = raw.shape[1], len(labels)
+    tolerance = default_length_tolerance(t_feat, t_gt) if max_length_mismatch is None else max_length_mismatch
+    if abs(t_feat - t_gt) > tolerance:
+        raise ZsarError(f"features have {t_feat} frames but {label_file} has {t_gt} labels (more than "
+                        f"{tolerance} frames apart)", feature_file)
+    t = min(t_feat, t_gt)
+    features = raw[:, :t].T  # a view of the memory-mapped file: read when used, not held in memory
+    bad = int(features.size - np.count_nonzero(np.isfinite(raw[:, :t])))
+    if bad:
+        raise ZsarError(f"features have {bad} non-finite values", feature_file)
+    return labels[:t], features, t_feat, t_gt
+
+
+def _load_videos(root: Path, videos, assignment, folders, class_names, max_length_mismatch):
+    """Every video as a Stream (problems collected and raised together), with the truncation counts and the
+    feature dimension."""
+    ids = {n: i for i, n in enumerate(class_names)}
+    streams: list[Stream] = []
+    problems: list[ZsarError] = []
+    feature_dim: tuple[int, Path] | None = None
+    truncated, dropped_max = 0, 0
+    for stem in videos["train"] + videos["test"]:
+        try:
+            labels, features, t_feat, t_gt = _one_video(stem, folders, ids, feature_dim, max_length_mismatch)
+        except ZsarError as exc:
+            problems.append(exc)
+            continue
+        feature_file = folders[0] / f"{stem}.npy"
+        if feature_dim is None:
+            feature_dim = (features.shape[1], feature_file)
+        if t_feat != t_gt:
+            truncated += 1
+            dropped_max = max(dropped_max, abs(t_feat - t_gt))
+        streams.append(Stream(stream_id=stem, split=assignment[stem], labels=labels, features=features,
+                              source=str(feature_file)))
+    _raise_collected(problems, root, "videos")
+    return streams, truncated, dropped_max, feature_dim
+
+
 def open_segmentation_release(
     root: str | Path,
     split: int = 1,
@@ -266,83 +363,15 @@ def open_segmentation_release(
     within it both are truncated to the shorter. Every unusable video is collected and reported in one ZsarError.
     """
     root = _root(root)
-    if isinstance(split, bool) or not isinstance(split, int | np.integer):
-        raise ZsarError(f"split must be a whole number, got {split!r}")
-    if not 0.0 <= validation_fraction < 1.0:
-        raise ZsarError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-    if max_length_mismatch is not None and (isinstance(max_length_mismatch, bool) or max_length_mismatch < 0):
-        raise ZsarError(f"max_length_mismatch must be a whole number of frames >= 0, got {max_length_mismatch!r}")
+    _check_options(split, validation_fraction, max_length_mismatch)
     mapping = root / "mapping.txt"
     class_names = read_mapping(mapping)
     background_ids, background_names = _background_ids(background, class_names, mapping)
-    features_dir = _folder(root / "features", "features")
-    labels_dir = _folder(root / "groundTruth", "groundTruth")
-    bundle_paths = _bundle_paths(root)
-    if int(split) not in bundle_paths:
-        raise ZsarError(f"no bundles for split {split}; available splits: {', '.join(map(str, bundle_paths))}",
-                        root / "splits")
-    paths = _complete(int(split), bundle_paths[int(split)], root / "splits")
-    videos = {side: _read_bundle(paths[side]) for side in ("train", "test")}
-    both = [v for v in videos["train"] if v in set(videos["test"])]
-    if both:
-        raise ZsarError(f"{len(both)} videos are in both the train and the test bundle: {both[:MAX_PROBLEMS_SHOWN]} "
-                        f"(test bundle {paths['test']})", paths["train"])
-
-    missing: list[ZsarError] = []
-    for side in ("train", "test"):
-        for stem in videos[side]:
-            absent = [str(f) for f in (features_dir / f"{stem}.npy", labels_dir / f"{stem}.txt") if not f.is_file()]
-            if absent:
-                missing.append(ZsarError(f"names video {stem!r} but {' and '.join(absent)} "
-                                         f"{'is' if len(absent) == 1 else 'are'} missing", paths[side]))
-    _raise_collected(missing, root, "bundle entries")
-
-    assignment = {stem: side for side in ("train", "test") for stem in videos[side]}
-    if validation_fraction > 0:
-        train = sorted(videos["train"])
-        if len(train) < 2:
-            raise ZsarError(f"validation_fraction {validation_fraction} needs at least 2 train videos, the bundle "
-                            f"has {len(train)}", paths["train"])
-        n_val = min(len(train) - 1, max(1, round(validation_fraction * len(train))))
-        order = np.random.default_rng(seed).permutation(len(train))
-        for i in order[:n_val]:
-            assignment[train[i]] = "val"
-
-    ids = {n: i for i, n in enumerate(class_names)}
-    streams: list[Stream] = []
-    problems: list[ZsarError] = []
-    feature_dim: tuple[int, Path] | None = None
-    truncated, dropped_max = 0, 0
-    for stem in videos["train"] + videos["test"]:
-        feature_file, label_file = features_dir / f"{stem}.npy", labels_dir / f"{stem}.txt"
-        try:
-            labels = _load_labels(label_file, ids)
-            raw = _load_features(feature_file)
-            if feature_dim is not None and raw.shape[0] != feature_dim[0]:
-                raise ZsarError(f"features have D = {raw.shape[0]} but {feature_dim[1].name} has D = "
-                                f"{feature_dim[0]}", feature_file)
-            t_feat, t_gt = raw.shape[1], len(labels)
-            tolerance = default_length_tolerance(t_feat, t_gt) if max_length_mismatch is None else max_length_mismatch
-            if abs(t_feat - t_gt) > tolerance:
-                raise ZsarError(f"features have {t_feat} frames but {label_file} has {t_gt} labels (more than "
-                                f"{tolerance} frames apart)", feature_file)
-            t = min(t_feat, t_gt)
-            features = raw[:, :t].T  # a view of the memory-mapped file: read when used, not held in memory
-            bad = int(features.size - np.count_nonzero(np.isfinite(raw[:, :t])))
-            if bad:
-                raise ZsarError(f"features have {bad} non-finite values", feature_file)
-        except ZsarError as exc:
-            problems.append(exc)
-            continue
-        if feature_dim is None:
-            feature_dim = (raw.shape[0], feature_file)
-        if t_feat != t_gt:
-            truncated += 1
-            dropped_max = max(dropped_max, abs(t_feat - t_gt))
-        streams.append(Stream(stream_id=stem, split=assignment[stem], labels=labels[:t], features=features,
-                              source=str(feature_file)))
-    _raise_collected(problems, root, "videos")
-
+    folders = (_folder(root / "features", "features"), _folder(root / "groundTruth", "groundTruth"))
+    videos, paths = _split_videos(root, int(split), *folders)
+    assignment = _assign(videos, paths, validation_fraction, seed)
+    streams, truncated, dropped_max, feature_dim = _load_videos(root, videos, assignment, folders, class_names,
+                                                                max_length_mismatch)
     return StreamSet(
         name=name or root.name,
         class_names=class_names,

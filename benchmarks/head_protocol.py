@@ -23,7 +23,7 @@ import pandas as pd
 
 from zsar.class_lists.splits import random_split
 from zsar.compute import use_threads
-from zsar.evaluate.protocol import run_protocol
+from zsar.evaluate.protocol import ProtocolOptions, run_protocol
 from zsar.features.prototypes import ClassPrototypes
 from zsar.features.reader import FeatureSet
 from zsar.heads.configs import HEAD_CLASSES
@@ -80,7 +80,8 @@ def main(sizes: list[int], heads: list[str], device: str) -> dict:
         for head in heads:
             params = head_params(head, size)
             start = time.perf_counter()
-            result = run_protocol(head, params, None, train, test, split, protos, seed=0, device=device)
+            result = run_protocol(head, params, None, train, test, split, protos, seed=0,
+                                  options=ProtocolOptions(device=device))
             results[str(size)][head] = {"seconds": round(time.perf_counter() - start, 2), "params": params,
                                         "chosen": {k: v for k, v in result.params.items() if k != "device"},
                                         "zsl_top1": round(result.zsl["top1"], 1), "gzsl_h": round(result.gzsl["h"], 1)}

@@ -9,7 +9,7 @@ from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads import build_head, load_head
 from zsar.heads.configs import PRESETS, SADVAEConfig
-from zsar.heads.sadvae import SADVAEHead
+from zsar.heads.sadvae import SADVAEHead, train_sadvae
 from zsar.heads.sadvae_model import (
     LoopSettings,
     SADVAENetwork,
@@ -17,7 +17,6 @@ from zsar.heads.sadvae_model import (
     encode_batch,
     reference_step,
     sadvae_loss,
-    train_sadvae,
 )
 
 

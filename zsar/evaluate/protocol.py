@@ -30,7 +30,8 @@ from zsar.evaluate.metrics import confusion_matrix, gzsl_metrics, per_class_accu
 from zsar.evaluate.seen_scores import seen_class_logits
 from zsar.features.prototypes import ClassPrototypes
 from zsar.features.reader import FeatureSet
-from zsar.heads import Head, build_head, head_class
+from zsar.heads import Head, head_class
+from zsar.heads.base import build_config
 from zsar.holdout import stratified_holdout
 from zsar.scoring import softmax
 
@@ -70,51 +71,98 @@ def _grid_combos(grid: dict) -> list[dict]:
     return [dict(zip(grid, values)) for values in itertools.product(*grid.values())] if grid else [{}]
 
 
-def rank_parameters(
-    head_name: str, base_params: dict, combos: list[dict], fit_set: FeatureSet, fit_classes: list[int],
-    queries: FeatureSet, query_classes: list[int], prototypes: ClassPrototypes, seed: int, metric: str,
-    backend: str = "auto", device: str = "cpu", epoch_rule: str = "smoothed",
-) -> tuple[dict, list]:
-    """Fit on `fit_set` (classes `fit_classes`) with every combination, score `queries` among `query_classes`;
-    the best parameters by ZSL top-1 (first of equals) and the table of all tried, under the key `metric`.
-    Heads with `epoch_selection` are scored after every epoch and the epoch count is part of the choice, ranked
-    by `epoch_rule` (zsar/evaluate/epoch_choice.py); each row's `selection_score` is what it was ranked by."""
-    head_cls = head_class(head_name)
-    query_protos = prototypes.subset(query_classes)
+@dataclass(frozen=True)
+class ProtocolOptions:
+    """How a run is evaluated (an experiment's [evaluate] settings): the same for every head, split and seed."""
+
+    gzsl: bool = True  # also the generalised problem: every test sample among all classes
+    top_k: int = 5  # top-k accuracy and the classes listed per prediction
+    backend: str = "auto"  # search backend of prototype scoring
+    device: str = "cpu"  # scoring device, and the training device of torch heads whose params name none
+    # the papers' test-set model selection, for comparison only (the report labels it); by default parameters are
+    # chosen on validation
+    select_on_test: bool = False
+    # how the training length is read off the validation curve (zsar/evaluate/epoch_choice.py); the papers' mode
+    # always takes the best test epoch
+    epoch_rule: str = "smoothed"
+    # also the last-epoch and test-selected top-1 in the ZSL result (`selection_columns`; after the honest result)
+    leaderboard_columns: bool = False
+
+
+@dataclass(frozen=True)
+class HeadRun:
+    """One head on one split and seed: its class (resolved once), the settings every fit starts from (with the
+    training device) and the grid searched over them, and the protocol's options."""
+
+    cls: type[Head]
+    base_params: dict
+    grid: dict
+    split: ZeroShotSplit
+    seed: int
+    options: ProtocolOptions
+
+    def build(self, params: dict) -> Head:
+        return self.cls(build_config(self.cls.Config, params, f"head {self.cls.name!r}"))
+
+    def score(self, head: Head, features: np.ndarray, prototypes: ClassPrototypes) -> np.ndarray:
+        return head.score(features, prototypes, self.options.backend, self.options.device)
+
+    def score_snapshots(self, heads: list[Head], features: np.ndarray, prototypes: ClassPrototypes) -> list:
+        return self.cls.score_snapshots(heads, features, prototypes, self.options.backend, self.options.device)
+
+
+@dataclass(frozen=True)
+class RankingProblem:
+    """Fit on `fit` (classes `fit_classes`), score `queries` among `query_classes`; `metric` names the score."""
+
+    fit: FeatureSet
+    fit_classes: list[int]
+    queries: FeatureSet
+    query_classes: list[int]
+    metric: str
+
+
+def rank_parameters(run: HeadRun, combos: list[dict], problem: RankingProblem, prototypes: ClassPrototypes,
+                    epoch_rule: str) -> tuple[dict, list]:
+    """Fit with every combination and score the problem's queries; the best parameters by ZSL top-1 (first of
+    equals) and the table of all tried, under the key `problem.metric`. Heads with `epoch_selection` are scored
+    after every epoch and the epoch count is part of the choice, ranked by `epoch_rule`
+    (zsar/evaluate/epoch_choice.py); each row's `selection_score` is what it was ranked by."""
+    query_protos = prototypes.subset(problem.query_classes)
+    fit, metric = problem.fit, problem.metric
 
     def top1(scores: np.ndarray) -> float:
-        return zsl_metrics(scores, queries.labels, query_classes)["top1"]
+        return zsl_metrics(scores, problem.queries.labels, problem.query_classes)["top1"]
 
     table, candidates = [], []
     for combo in combos:
-        head = build_head(head_name, {**base_params, **combo})
-        if head_cls.epoch_selection:
+        head = run.build({**run.base_params, **combo})
+        if run.cls.epoch_selection:
             snapshots: list[Head] = []
-            head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(fit_classes), seed=seed,
+            head.fit(fit.embeddings, fit.labels, prototypes.subset(problem.fit_classes), seed=run.seed,
                      monitor=lambda h: snapshots.append(h.snapshot()))
-            epoch_scores = head_cls.score_snapshots(snapshots, queries.embeddings, query_protos, backend, device)
-            curve = [top1(scores) for scores in epoch_scores]
+            curve = [top1(scores) for scores in run.score_snapshots(snapshots, problem.queries.embeddings,
+                                                                     query_protos)]
             for epoch, (raw, ranked) in enumerate(zip(curve, selection_scores(curve, epoch_rule)), start=1):
-                candidates.append({**combo, head_cls.epoch_parameter: head.snapshot_setting(epoch)})
+                candidates.append({**combo, run.cls.epoch_parameter: head.snapshot_setting(epoch)})
                 table.append({"params": candidates[-1], metric: raw, "selection_score": float(ranked)})
         else:
-            head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(fit_classes), seed=seed)
+            head.fit(fit.embeddings, fit.labels, prototypes.subset(problem.fit_classes), seed=run.seed)
             candidates.append(combo)
-            score = top1(head.score(queries.embeddings, query_protos, backend, device))
+            score = top1(run.score(head, problem.queries.embeddings, query_protos))
             table.append({"params": combo, metric: score, "selection_score": score})
     best = max(range(len(table)), key=lambda i: (table[i]["selection_score"], -i))
-    return {**base_params, **candidates[best]}, table
+    return {**run.base_params, **candidates[best]}, table
 
 
-def select_parameters(
-    head_name: str, base_params: dict, grid: dict, train: FeatureSet, split: ZeroShotSplit,
-    prototypes: ClassPrototypes, seed: int, backend: str = "auto", device: str = "cpu", always_rank: bool = False,
-    epoch_rule: str = "smoothed",
-) -> tuple[dict, list]:
-    """Best parameters (and epoch count, for heads that report epochs, by `epoch_rule`) by validation ZSL top-1.
-    A single setting is not scored unless `always_rank` (when the score is compared with other text variants)."""
-    combos = _grid_combos(grid)
-    if combos == [{}] and not head_class(head_name).epoch_selection and not always_rank:
+def select_parameters(run: HeadRun, train: FeatureSet, prototypes: ClassPrototypes,
+                      always_rank: bool = False) -> tuple[dict, list]:
+    """Best parameters (and epoch count, for heads that report epochs, by the options' epoch rule) by validation ZSL
+    top-1. A single setting is not scored unless `always_rank` (when the score is compared with other text
+    variants)."""
+    split, base_params, epoch_rule = run.split, run.base_params, run.options.epoch_rule
+    combos = _grid_combos(run.grid)
+    if combos == [{}] and not run.cls.epoch_selection and not always_rank:
         return dict(base_params), []
     if not split.validation_unseen:
         return dict(base_params), [{"note": "no validation classes; defaults used"}]
@@ -122,9 +170,9 @@ def select_parameters(
     queries = train.with_classes(val.unseen)
     _require_samples(queries, val.unseen, "validation-unseen (training samples of)", split)
     progress.stage(f"choosing among {len(combos)} setting(s) on validation")
-    params, table = rank_parameters(head_name, base_params, combos, train.with_classes(split.validation_seen),
-                                    split.validation_seen, queries, val.unseen, prototypes, seed, "validation_top1",
-                                    backend, device, epoch_rule)
+    problem = RankingProblem(train.with_classes(split.validation_seen), split.validation_seen, queries, val.unseen,
+                             "validation_top1")
+    params, table = rank_parameters(run, combos, problem, prototypes, epoch_rule)
     picked = {k: v for k, v in params.items() if k not in base_params or base_params[k] != v}
     best = max(row["selection_score"] for row in table)
     progress.chosen(f"{', '.join(f'{k}={v}' for k, v in picked.items()) or 'defaults'} "
@@ -132,24 +180,19 @@ def select_parameters(
     return params, table
 
 
-def choose_text_variant(
-    head_name: str, base_params: dict, grid: dict, train: FeatureSet, test: FeatureSet, split: ZeroShotSplit,
-    texts: Mapping[str, ClassPrototypes], seed: int, backend: str, device: str, on_test: bool,
-    epoch_rule: str = "smoothed",
-) -> tuple[str, dict, list]:
+def choose_text_variant(run: HeadRun, train: FeatureSet, test: FeatureSet,
+                        texts: Mapping[str, ClassPrototypes]) -> tuple[str, dict, list]:
     """(text variant, parameters, table): with several variants, every one is ranked with the head's grid on the
     validation problem (on test only in the flagged papers' mode) and the best variant with its best setting wins
     (the first of equals, in the order given). The table's rows name their variant."""
-    several, ranked = len(texts) > 1, []
+    several, ranked, on_test = len(texts) > 1, [], run.options.select_on_test
     for variant, prototypes in texts.items():
         if several:
             progress.stage(f"text variant {variant!r}")
         if on_test:
-            params, table = select_on_test(head_name, base_params, grid, train, test, split, prototypes, seed,
-                                           backend, device)
+            params, table = rank_on_test(run, train, test, prototypes)
         else:
-            params, table = select_parameters(head_name, base_params, grid, train, split, prototypes, seed, backend,
-                                              device, always_rank=several, epoch_rule=epoch_rule)
+            params, table = select_parameters(run, train, prototypes, always_rank=several)
         ranked.append((variant, params, [{**row, "text_variant": variant} for row in table] if several else table))
     if not several:
         return ranked[0]
@@ -163,20 +206,20 @@ def choose_text_variant(
     return ranked[best][0], ranked[best][1], [row for _, _, table in ranked for row in table]
 
 
-def unseen_class_scores(head: Head, data: FeatureSet, all_scores: np.ndarray, all_classes: list[int],
-                        unseen: list[int], prototypes: ClassPrototypes, backend: str, device: str) -> np.ndarray:
+def unseen_class_scores(run: HeadRun, head: Head, data: FeatureSet, all_scores: np.ndarray, all_classes: list[int],
+                        unseen: list[int], prototypes: ClassPrototypes) -> np.ndarray:
     """The gate's unseen-class scores: the unseen columns of the all-class scores when a class's score does not
     depend on the others scored with it, else the head scored against the unseen classes alone (SA-DVAE)."""
     if head.separable_scores:
         return all_scores[:, [all_classes.index(c) for c in unseen]]
-    return head.score(data.embeddings, prototypes.subset(unseen), backend, device)
+    return run.score(head, data.embeddings, prototypes.subset(unseen))
 
 
-def calibrate_gzsl(head_name: str, params: dict, train: FeatureSet, split: ZeroShotSplit, prototypes: ClassPrototypes,
-                   seed: int, backend: str = "auto", device: str = "cpu") -> dict:
+def calibrate_gzsl(run: HeadRun, params: dict, train: FeatureSet, prototypes: ClassPrototypes) -> dict:
     """On the validation problem only (held-out training samples of validation-seen classes plus training
     samples of validation-unseen classes; no test data, no unseen class): the calibrated-stacking gamma
     with the best H, and the seen/unseen gate."""
+    split, seed = run.split, run.seed
     if not split.validation_unseen:
         return {"gamma": 0.0, "gate": None, "note": "no validation classes; gamma = 0 and no gate"}
     val = split.validation_split()
@@ -184,39 +227,36 @@ def calibrate_gzsl(head_name: str, params: dict, train: FeatureSet, split: ZeroS
     fit_pos, held_pos = stratified_holdout(seen_part.labels, CALIBRATION_HOLDOUT, seed)
     fit_set = seen_part.subset(fit_pos)
     queries = FeatureSet.concat([seen_part.subset(held_pos), train.with_classes(val.unseen)])
-    head = build_head(head_name, params)
+    head = run.build(params)
     head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(split.validation_seen), seed=seed)
     classes = sorted(split.validation_seen + val.unseen)
-    scores = head.score(queries.embeddings, prototypes.subset(classes), backend, device)
+    scores = run.score(head, queries.embeddings, prototypes.subset(classes))
     curve = seen_unseen_curve(scores, queries.labels, classes, split.validation_seen, val.unseen)
-    unseen_scores = unseen_class_scores(head, queries, scores, classes, val.unseen, prototypes, backend, device)
+    unseen_scores = unseen_class_scores(run, head, queries, scores, classes, val.unseen, prototypes)
     seen_logits, source = seen_class_logits(fit_set, queries, split.validation_seen, seed)
     gate = fit_domain_gate(unseen_scores, seen_logits, queries.labels, val.unseen, split.validation_seen, seed)
     return {"gamma": best_gamma(curve), "gate": gate, "validation_h": float(curve["h"].max()),
             "validation_ausuc": ausuc(curve), "gate_selection": gate.selection, "seen_scores": source}
 
 
-def select_on_test(
-    head_name: str, base_params: dict, grid: dict, train: FeatureSet, test: FeatureSet, split: ZeroShotSplit,
-    prototypes: ClassPrototypes, seed: int, backend: str = "auto", device: str = "cpu",
-) -> tuple[dict, list]:
+def rank_on_test(run: HeadRun, train: FeatureSet, test: FeatureSet, prototypes: ClassPrototypes) -> tuple[dict, list]:
     """Paper-comparison mode only: the parameters (and epoch) with the best *test* ZSL top-1 (what several
     released codes report). Not an honest estimate; reports label runs made this way."""
-    return rank_parameters(head_name, base_params, _grid_combos(grid), train.with_classes(split.seen), split.seen,
-                           test.with_classes(split.unseen), split.unseen, prototypes, seed, "test_top1",
-                           backend, device, epoch_rule="best")
+    split = run.split
+    problem = RankingProblem(train.with_classes(split.seen), split.seen, test.with_classes(split.unseen),
+                             split.unseen, "test_top1")
+    return rank_parameters(run, _grid_combos(run.grid), problem, prototypes, epoch_rule="best")
 
 
-def selection_columns(head_name: str, base_params: dict, params: dict, grid: dict, train: FeatureSet,
-                      test: FeatureSet, split: ZeroShotSplit, prototypes: ClassPrototypes, seed: int, backend: str,
-                      device: str) -> dict:
+def selection_columns(run: HeadRun, params: dict, train: FeatureSet, test: FeatureSet,
+                      prototypes: ClassPrototypes) -> dict:
     """The leaderboard's two other columns for one run, next to the validation-selected top-1: `top1_last`, the
     settings chosen on validation trained for the whole schedule (no choice of its length), and
     `top1_test_selected`, every grid setting and training length ranked on the test split (the papers' protocol).
     One pass of test-ranked fits on the seen classes gives both (the fits the protocol's final fit repeats)."""
-    table = select_on_test(head_name, base_params, grid, train, test, split, prototypes, seed, backend, device)[1]
-    chosen = {k: v for k, v in params.items() if k in grid}
-    runs = [row for row in table if {k: v for k, v in row["params"].items() if k in grid} == chosen]
+    table = rank_on_test(run, train, test, prototypes)[1]
+    chosen = {k: v for k, v in params.items() if k in run.grid}
+    runs = [row for row in table if {k: v for k, v in row["params"].items() if k in run.grid} == chosen]
     # a head without epochs has one row per setting; with epochs the chosen setting's last snapshot
     return {"top1_test_selected": max(row["test_top1"] for row in table), "top1_last": runs[-1]["test_top1"]}
 
@@ -241,39 +281,40 @@ def predictions_table(task: str, data: FeatureSet, scores: np.ndarray, class_ids
     return pd.DataFrame(table)
 
 
+def _with_device(cls: type[Head], params: dict, device: str) -> dict:
+    takes_device = "device" in {f.name for f in fields(cls.Config)}
+    return {**params, "device": device} if takes_device and "device" not in params else dict(params)
+
+
 def with_training_device(head_name: str, params: dict, device: str) -> dict:
     """Heads that train with torch train on the evaluation's device unless their own params name one."""
-    takes_device = "device" in {f.name for f in fields(head_class(head_name).Config)}
-    return {**params, "device": device} if takes_device and "device" not in params else dict(params)
+    return _with_device(head_class(head_name), params, device)
 
 
 def run_protocol(
     head_name: str, base_params: dict, grid: dict | None, train: FeatureSet, test: FeatureSet,
-    split: ZeroShotSplit, prototypes: ClassPrototypes | Mapping[str, ClassPrototypes], seed: int, gzsl: bool = True,
-    top_k: int = 5, backend: str = "auto", device: str = "cpu", selection_on_test: bool = False,
-    validation: FeatureSet | None = None, epoch_rule: str = "smoothed", leaderboard_columns: bool = False,
+    split: ZeroShotSplit, prototypes: ClassPrototypes | Mapping[str, ClassPrototypes], seed: int,
+    options: ProtocolOptions | None = None, validation: FeatureSet | None = None,
 ) -> RunResult:
-    """One head, split and seed. `selection_on_test` reproduces the papers' test-set model selection,
-    for comparison only (the report labels it); by default parameters are chosen on validation.
+    """One head, split and seed, evaluated as `options` say (default `ProtocolOptions()`).
+    `grid`: the settings searched on validation (None: the head's `search_space`).
     `prototypes`: one text variant, or several by name: then the variant is chosen like a parameter.
     `validation`: features for the validation problem from an encoder that never saw the validation-unseen
-    classes (as the published releases ship them); by default the training features serve.
-    `epoch_rule`: how the training length is read off the validation curve (zsar/evaluate/epoch_choice.py); the
-    papers' mode always takes the best test epoch. `leaderboard_columns` adds the last-epoch and test-selected
-    top-1 to the ZSL result (`selection_columns`; after the honest result is computed)."""
+    classes (as the published releases ship them); by default the training features serve."""
+    options = options or ProtocolOptions()
     validation = train if validation is None else validation
     texts = {prototypes.variant: prototypes} if isinstance(prototypes, ClassPrototypes) else dict(prototypes)
-    grid = head_class(head_name).search_space if grid is None else grid
-    base_params = with_training_device(head_name, base_params, device)
+    cls = head_class(head_name)
+    run = HeadRun(cls, _with_device(cls, base_params, options.device), cls.search_space if grid is None else grid,
+                  split, seed, options)
     seen_train = train.with_classes(split.seen)
     _require_samples(seen_train, split.seen, "seen (training)", split)
-    if selection_on_test:
+    if options.select_on_test:
         _require_samples(test.with_classes(split.unseen), split.unseen, "unseen test", split)
-    variant, params, selection = choose_text_variant(head_name, base_params, grid, train if selection_on_test else
-                                                     validation, test, split, texts, seed, backend, device,
-                                                     selection_on_test, epoch_rule)
+    variant, params, selection = choose_text_variant(run, train if options.select_on_test else validation, test,
+                                                     texts)
     prototypes = texts[variant]
-    head = build_head(head_name, params)
+    head = run.build(params)
     progress.stage("fitting on the seen classes")
     fit_info = head.fit(seen_train.embeddings, seen_train.labels, prototypes.subset(split.seen), seed=seed)
     progress.stage("scoring the test split")
@@ -281,42 +322,49 @@ def run_protocol(
     zsl_test = test.with_classes(split.unseen)
     _require_samples(zsl_test, split.unseen, "unseen test", split)
     unseen_protos = prototypes.subset(split.unseen)
-    scores = head.score(zsl_test.embeddings, unseen_protos, backend, device)
-    zsl = zsl_metrics(scores, zsl_test.labels, split.unseen, top_k)
-    if leaderboard_columns and not selection_on_test:
-        zsl.update(selection_columns(head_name, base_params, params, grid, train, test, split, prototypes, seed,
-                                     backend, device))
+    scores = run.score(head, zsl_test.embeddings, unseen_protos)
+    zsl = zsl_metrics(scores, zsl_test.labels, split.unseen, options.top_k)
+    if options.leaderboard_columns and not options.select_on_test:
+        zsl.update(selection_columns(run, params, train, test, prototypes))
     predicted = np.asarray(split.unseen)[scores.argmax(axis=1)]
-    tables = [predictions_table("zsl", zsl_test, scores, split.unseen, unseen_protos.class_names, top_k)]
+    tables = [predictions_table("zsl", zsl_test, scores, split.unseen, unseen_protos.class_names, options.top_k)]
     gzsl_result = None
-    if gzsl:
-        all_classes = sorted(split.seen + split.unseen)
-        gzsl_test = test.with_classes(all_classes)
-        all_protos = prototypes.subset(all_classes)
-        g_scores = head.score(gzsl_test.embeddings, all_protos, backend, device)
-        g_pred = np.asarray(all_classes)[g_scores.argmax(axis=1)]
-        gzsl_result = gzsl_metrics(g_pred, gzsl_test.labels, split.seen, split.unseen)
-        progress.stage("GZSL: calibrating on validation")
-        calibration = calibrate_gzsl(head_name, params, validation, split, prototypes, seed, backend, device)
-        stacked = calibrated_stacking_metrics(g_scores, gzsl_test.labels, all_classes, split.seen, split.unseen,
-                                              calibration["gamma"])
-        gzsl_result.update({f"cs_{k}": v for k, v in stacked.items() if k in ("seen", "unseen", "h", "gamma")})
-        gate = calibration.pop("gate")
-        gzsl_result["cs_selection"] = calibration
-        if gate is not None:
-            unseen_scores = unseen_class_scores(head, gzsl_test, g_scores, all_classes, split.unseen, prototypes,
-                                                backend, device)
-            seen_logits, source = seen_class_logits(seen_train, gzsl_test, split.seen, seed)
-            gated = gzsl_metrics(gate.predict(unseen_scores, split.unseen, seen_logits, split.seen), gzsl_test.labels,
-                                 split.seen, split.unseen)
-            gzsl_result.update({f"gate_{k}": gated[k] for k in ("seen", "unseen", "h")})
-            gzsl_result["gate_seen_scores"] = source
-        gzsl_result["ausuc"] = ausuc(seen_unseen_curve(g_scores, gzsl_test.labels, all_classes, split.seen,
-                                                       split.unseen))
-        tables.append(predictions_table("gzsl", gzsl_test, g_scores, all_classes, all_protos.class_names, top_k))
+    if options.gzsl:
+        gzsl_result, gzsl_table = _gzsl_on_test(run, head, params, test, seen_train, validation, prototypes)
+        tables.append(gzsl_table)
     return RunResult(
         head=head_name, split=split.name, seed=seed, params=params, selection=selection, zsl=zsl, gzsl=gzsl_result,
         zsl_per_class=per_class_accuracy(predicted, zsl_test.labels, split.unseen),
         zsl_confusion=confusion_matrix(zsl_test.labels, predicted, split.unseen),
         predictions=pd.concat(tables, ignore_index=True), fit_info=fit_info, fitted=head, text_variant=variant,
     )
+
+
+def _gzsl_on_test(run: HeadRun, head: Head, params: dict, test: FeatureSet, seen_train: FeatureSet,
+                  validation: FeatureSet, prototypes: ClassPrototypes) -> tuple[dict, pd.DataFrame]:
+    """The fitted `head` on every test sample among all classes: plain arg-max, calibrated stacking and the gate
+    (both calibrated on the validation problem), AUSUC; and the GZSL predictions table."""
+    split = run.split
+    all_classes = sorted(split.seen + split.unseen)
+    gzsl_test = test.with_classes(all_classes)
+    all_protos = prototypes.subset(all_classes)
+    g_scores = run.score(head, gzsl_test.embeddings, all_protos)
+    g_pred = np.asarray(all_classes)[g_scores.argmax(axis=1)]
+    result = gzsl_metrics(g_pred, gzsl_test.labels, split.seen, split.unseen)
+    progress.stage("GZSL: calibrating on validation")
+    calibration = calibrate_gzsl(run, params, validation, prototypes)
+    stacked = calibrated_stacking_metrics(g_scores, gzsl_test.labels, all_classes, split.seen, split.unseen,
+                                          calibration["gamma"])
+    result.update({f"cs_{k}": v for k, v in stacked.items() if k in ("seen", "unseen", "h", "gamma")})
+    gate = calibration.pop("gate")
+    result["cs_selection"] = calibration
+    if gate is not None:
+        unseen_scores = unseen_class_scores(run, head, gzsl_test, g_scores, all_classes, split.unseen, prototypes)
+        seen_logits, source = seen_class_logits(seen_train, gzsl_test, split.seen, run.seed)
+        gated = gzsl_metrics(gate.predict(unseen_scores, split.unseen, seen_logits, split.seen), gzsl_test.labels,
+                             split.seen, split.unseen)
+        result.update({f"gate_{k}": gated[k] for k in ("seen", "unseen", "h")})
+        result["gate_seen_scores"] = source
+    result["ausuc"] = ausuc(seen_unseen_curve(g_scores, gzsl_test.labels, all_classes, split.seen, split.unseen))
+    return result, predictions_table("gzsl", gzsl_test, g_scores, all_classes, all_protos.class_names,
+                                     run.options.top_k)

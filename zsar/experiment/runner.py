@@ -20,11 +20,11 @@ from zsar.datasets.source import SampleSource
 from zsar.datasets.synthetic import SyntheticConfig, synthetic_source
 from zsar.errors import Interrupted, ZsarError
 from zsar.evaluate.comparison import compare_heads, zsl_correct
-from zsar.evaluate.protocol import run_protocol
+from zsar.evaluate.protocol import ProtocolOptions, run_protocol
 from zsar.evaluate.report import run_figures, summarise_head, versions, write_report
 from zsar.evaluate.semantics import semantics_figure, unseen_seen_similarity
 from zsar.experiment.check import check_experiment
-from zsar.experiment.config import ExperimentConfig, load_config
+from zsar.experiment.config import EvaluateConfig, ExperimentConfig, load_config
 from zsar.extract.encoder_training import EncoderTrainConfig, train_skeleton_encoder
 from zsar.extract.skeleton import extract_skeleton_network, extract_skeleton_stats
 from zsar.extract.skeleton_stats import ENCODER_NAME, SkeletonStatsConfig, SkeletonStatsEncoder
@@ -184,12 +184,20 @@ def _given_validation(config: ExperimentConfig, splits: list[ZeroShotSplit]):
     return validation_cache, validation
 
 
+def protocol_options(ev: EvaluateConfig) -> ProtocolOptions:
+    """The protocol's options from an experiment's [evaluate] section."""
+    return ProtocolOptions(gzsl=ev.gzsl, top_k=ev.top_k, backend=ev.search_backend, device=ev.device,
+                           select_on_test=ev.select_on_test, epoch_rule=ev.epoch_choice,
+                           leaderboard_columns=ev.leaderboard_columns)
+
+
 class _HeadRuns:
     """Every head x split x seed through the protocol, collecting what the report needs."""
 
     def __init__(self, config: ExperimentConfig, out: Path, class_names: list[str],
                  texts: dict[str, ClassPrototypes]):
         self.config, self.out, self.class_names, self.texts = config, out, class_names, texts
+        self.options = protocol_options(config.evaluate)
         self.runs, self.figures, self.correct, self.loaded = [], [], {}, {}
 
     def features(self, cache: FeatureCache, split: str):
@@ -199,15 +207,12 @@ class _HeadRuns:
         return self.loaded[cache.path, split]
 
     def run(self, spec, split: ZeroShotSplit, seed: int, cache: FeatureCache, validation, tracker: RunProgress):
-        ev = self.config.evaluate
         tracker.start_run(spec.name, split.name, seed)
         started = time.perf_counter()
         train, test = self.features(cache, self.config.data.train_split), self.features(cache,
                                                                                          self.config.data.test_split)
         result = run_protocol(spec.name, spec.params, spec.search, train, test, split, self.texts, seed,
-                              ev.gzsl, ev.top_k, ev.search_backend, ev.device, ev.select_on_test,
-                              validation=validation, epoch_rule=ev.epoch_choice,
-                              leaderboard_columns=ev.leaderboard_columns)
+                              self.options, validation=validation)
         run_dir = self.out / "runs" / spec.name / f"{split_tag(split)}__seed{seed}"
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_target(run_dir / "predictions.csv") as tmp:

@@ -120,23 +120,74 @@ def train_skeleton_encoder(source: SampleSource, split: ZeroShotSplit, out_dir: 
     config = config or EncoderTrainConfig()
     out = Path(out_dir)
     rows = seen_training_rows(source, split, train_split)
-    meta = source.metadata
     run_key = config_hash({"config": config.to_dict(), "split": split.to_dict(), "dataset": source.name,
-                           "samples": meta["sample_id"].iloc[rows].tolist()})
+                           "samples": source.metadata["sample_id"].iloc[rows].tolist()})
     best_path, last_path = out / "best.pth", out / "last.pth"
-    if best_path.is_file():
-        try:
-            done = load_torch_file(best_path)["meta"]["zsar"]["training"]
-        except Exception as exc:  # damaged, or not written by zsar: never overwrite it
-            raise ZsarError(f"exists but is not a readable zsar training result ({type(exc).__name__}); "
-                            "train into another folder", best_path) from exc
-        if done.get("run_key") == run_key and done.get("complete"):
-            log.info("encoder already trained for this split and options: %s", best_path)
-            return best_path
+    if _finished(best_path, run_key):
+        log.info("encoder already trained for this split and options: %s", best_path)
+        return best_path
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.set_flush_denormal(True)  # tiny weights otherwise slow CPU training down several times
 
+    data = _training_data(source, rows, config, progress)
+    fit, val = stratified_holdout(data.labels, config.val_fraction, config.seed)
+    data.encoder.init_weights()
+    net = data.encoder.network
+    optimiser = torch.optim.SGD(net.parameters(), lr=config.learning_rate, momentum=config.momentum, nesterov=True,
+                                weight_decay=config.weight_decay)
+    rng = np.random.RandomState(config.seed)
+    state = _resumed_state(last_path, run_key, net, optimiser, rng)
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        loss = _train_epoch(data, fit, epoch, optimiser, rng, config, progress)
+        _end_epoch(data, fit, val, epoch, loss, state, config)
+        with atomic_target(last_path) as tmp:
+            torch.save({"run_key": run_key, "state_dict": net.state_dict(), "optimizer": optimiser.state_dict(),
+                        "rng": rng.get_state(), "torch_rng": torch.get_rng_state(), **state}, tmp)
+
+    net.load_state_dict(state["best_state"])
+    training = {"run_key": run_key, "complete": True, "dataset": source.name, "train_split": train_split,
+                "split": split.to_dict(), "seed": config.seed, "options": config.to_dict(),
+                "samples": int(len(data.rows)), "fit_samples": int(len(fit)), "val_samples": int(len(val)),
+                "skipped": data.skipped, "best_epoch": state["best_epoch"], "best_val_acc": state["best_acc"],
+                "log": state["log"]}
+    data.encoder.spec = replace(data.encoder.spec, training=training)
+    data.encoder.save(best_path)
+    write_text_atomic(out / "train_log.json", json.dumps(training, indent=2))
+    last_path.unlink(missing_ok=True)
+    return best_path
+
+
+def _finished(best_path: Path, run_key: str) -> bool:
+    """Whether `best_path` is this run's finished result; a file there that zsar cannot read is an error (it is
+    never overwritten)."""
+    if not best_path.is_file():
+        return False
+    try:
+        done = load_torch_file(best_path)["meta"]["zsar"]["training"]
+    except Exception as exc:  # damaged, or not written by zsar: never overwrite it
+        raise ZsarError(f"exists but is not a readable zsar training result ({type(exc).__name__}); "
+                        "train into another folder", best_path) from exc
+    return bool(done.get("run_key") == run_key and done.get("complete"))
+
+
+@dataclass
+class _TrainingData:
+    """The loaded samples prepared for the encoder (network built, not yet initialised), with their dataset rows,
+    global labels and positions among the trained classes."""
+
+    encoder: SkeletonEncoder
+    prepared: list
+    rows: np.ndarray
+    labels: np.ndarray
+    targets: np.ndarray
+    skipped: list
+
+
+def _training_data(source: SampleSource, rows: np.ndarray, config: EncoderTrainConfig,
+                   progress: bool) -> _TrainingData:
+    """Load the rows (skipping unreadable samples), build the network for the classes they hold and prepare
+    every sample for it."""
     data, rows, skipped = _load_rows(source, rows, progress)
     if source.layout is None:
         raise ZsarError(f"dataset {source.name!r} does not say its skeleton layout")
@@ -144,6 +195,7 @@ def train_skeleton_encoder(source: SampleSource, split: ZeroShotSplit, out_dir: 
     channels = {kp.shape[-1] for kp in data}
     if len(channels) != 1:
         raise ZsarError(f"samples of {source.name!r} mix channel counts {sorted(channels)}")
+    meta = source.metadata
     labels = meta["label"].to_numpy()[rows]
     trained = sorted(set(labels.tolist()))
     spec = make_spec(config.config, layout.name, channels.pop(), source.class_names, trained,
@@ -155,16 +207,13 @@ def train_skeleton_encoder(source: SampleSource, split: ZeroShotSplit, out_dir: 
     torch.manual_seed(config.seed)
     encoder = SkeletonEncoder(spec, config.device)
     prepared = [encoder.prepare(kp, shape) for kp, shape in zip(data, shapes)]
-    del data
-    targets = np.searchsorted(trained, labels)
-    fit, val = stratified_holdout(labels, config.val_fraction, config.seed)
-    encoder.init_weights()
-    net = encoder.network
-    optimiser = torch.optim.SGD(net.parameters(), lr=config.learning_rate, momentum=config.momentum, nesterov=True,
-                                weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(fit) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    rng = np.random.RandomState(config.seed)
+    return _TrainingData(encoder, prepared, rows, labels, np.searchsorted(trained, labels), skipped)
+
+
+def _resumed_state(last_path: Path, run_key: str, net: torch.nn.Module, optimiser: torch.optim.Optimizer,
+                   rng: np.random.RandomState) -> dict:
+    """The training state after the last finished epoch: fresh, or restored (with the network, optimiser and random
+    states) from `last_path` when it belongs to this run."""
     state = {"epoch": 0, "best_acc": -1.0, "best_epoch": 0, "best_state": None, "log": []}
     if last_path.is_file():
         saved = load_torch_file(last_path)
@@ -177,53 +226,51 @@ def train_skeleton_encoder(source: SampleSource, split: ZeroShotSplit, out_dir: 
             log.info("resuming encoder training after epoch %d", state["epoch"])
         else:
             log.info("ignoring %s: it belongs to a different run", last_path)
+    return state
 
-    for epoch in range(state["epoch"] + 1, config.epochs + 1):
-        net.train()
-        order = rng.permutation(fit)
-        losses = []
-        bar = tqdm(total=len(order), desc=f"train {spec.name} epoch {epoch}/{config.epochs}", unit="sample",
-                   disable=not progress, leave=False)
-        for step in range(steps_per_epoch):
-            batch = order[step * config.batch_size : (step + 1) * config.batch_size]
-            it = (epoch - 1) * steps_per_epoch + step
-            for group in optimiser.param_groups:
-                group["lr"] = config.learning_rate * 0.5 * (1 + math.cos(math.pi * it / total_steps))
-            x = _batch(prepared, batch, encoder, rng)
-            y = torch.from_numpy(targets[batch]).to(encoder.device)
-            loss = torch.nn.functional.cross_entropy(encoder.logits(x), y)
-            if not torch.isfinite(loss):
-                raise ZsarError(f"encoder training diverged: loss is {loss.item()} at epoch {epoch}, step {step}; "
-                                f"try a lower lr than {config.learning_rate}")
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            losses.append(loss.item())
-            bar.update(len(batch))
-            bar.set_postfix(loss=f"{np.mean(losses):.3f}")
-        bar.close()
-        check = val if len(val) else fit
-        acc = evaluate_accuracy(encoder, prepared, targets, check, config.batch_size)
-        state["log"].append({"epoch": epoch, "loss": float(np.mean(losses)), "val_acc": acc,
-                             "selected_on": "validation" if len(val) else "training"})
-        log.info("epoch %d: loss %.4f, %s accuracy %.3f", epoch, np.mean(losses),
-                 "validation" if len(val) else "training", acc)
-        if acc > state["best_acc"]:
-            state.update(best_acc=acc, best_epoch=epoch,
-                         best_state={k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
-        state["epoch"] = epoch
-        with atomic_target(last_path) as tmp:
-            torch.save({"run_key": run_key, "state_dict": net.state_dict(), "optimizer": optimiser.state_dict(),
-                        "rng": rng.get_state(), "torch_rng": torch.get_rng_state(), **state}, tmp)
 
-    net.load_state_dict(state["best_state"])
-    training = {"run_key": run_key, "complete": True, "dataset": source.name, "train_split": train_split,
-                "split": split.to_dict(), "seed": config.seed, "options": config.to_dict(),
-                "samples": int(len(rows)), "fit_samples": int(len(fit)), "val_samples": int(len(val)),
-                "skipped": skipped, "best_epoch": state["best_epoch"], "best_val_acc": state["best_acc"],
-                "log": state["log"]}
-    encoder.spec = replace(spec, training=training)
-    encoder.save(best_path)
-    write_text_atomic(out / "train_log.json", json.dumps(training, indent=2))
-    last_path.unlink(missing_ok=True)
-    return best_path
+def _train_epoch(data: _TrainingData, fit: np.ndarray, epoch: int, optimiser: torch.optim.Optimizer,
+                 rng: np.random.RandomState, config: EncoderTrainConfig, progress: bool) -> float:
+    """One pass over the fit samples in a seeded order, the learning rate on its cosine schedule per iteration;
+    returns the mean loss."""
+    encoder = data.encoder
+    encoder.network.train()
+    steps_per_epoch = math.ceil(len(fit) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    order = rng.permutation(fit)
+    losses = []
+    bar = tqdm(total=len(order), desc=f"train {encoder.spec.name} epoch {epoch}/{config.epochs}", unit="sample",
+               disable=not progress, leave=False)
+    for step in range(steps_per_epoch):
+        batch = order[step * config.batch_size : (step + 1) * config.batch_size]
+        it = (epoch - 1) * steps_per_epoch + step
+        for group in optimiser.param_groups:
+            group["lr"] = config.learning_rate * 0.5 * (1 + math.cos(math.pi * it / total_steps))
+        x = _batch(data.prepared, batch, encoder, rng)
+        y = torch.from_numpy(data.targets[batch]).to(encoder.device)
+        loss = torch.nn.functional.cross_entropy(encoder.logits(x), y)
+        if not torch.isfinite(loss):
+            raise ZsarError(f"encoder training diverged: loss is {loss.item()} at epoch {epoch}, step {step}; "
+                            f"try a lower lr than {config.learning_rate}")
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+        bar.update(len(batch))
+        bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+    bar.close()
+    return float(np.mean(losses))
+
+
+def _end_epoch(data: _TrainingData, fit: np.ndarray, val: np.ndarray, epoch: int, loss: float, state: dict,
+               config: EncoderTrainConfig) -> None:
+    """Validation accuracy (training accuracy without validation samples) into the log; the best weights kept."""
+    check = val if len(val) else fit
+    acc = evaluate_accuracy(data.encoder, data.prepared, data.targets, check, config.batch_size)
+    state["log"].append({"epoch": epoch, "loss": loss, "val_acc": acc,
+                         "selected_on": "validation" if len(val) else "training"})
+    log.info("epoch %d: loss %.4f, %s accuracy %.3f", epoch, loss, "validation" if len(val) else "training", acc)
+    if acc > state["best_acc"]:
+        state.update(best_acc=acc, best_epoch=epoch,
+                     best_state={k: v.detach().cpu().clone() for k, v in data.encoder.network.state_dict().items()})
+    state["epoch"] = epoch

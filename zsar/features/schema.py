@@ -184,9 +184,45 @@ def check_frame_rows(table: pd.DataFrame) -> None:
 
 
 def identity_difference(old: CacheHeader, new: CacheHeader) -> list[str]:
-    """Human-readable list of identity fields that differ."""
+    """Human-readable list of identity fields that differ; a different encoder config names the settings that
+    differ (not its two hashes)."""
     a, b = old.identity(), new.identity()
-    return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]
+    out = []
+    for k in a:
+        if a[k] == b[k]:
+            continue
+        settings = config_differences(old.encoder_config, new.encoder_config) if k == "config_hash" else []
+        out.append(f"encoder config (config_hash) differs: {', '.join(settings)}" if settings
+                   else f"{k}: {a[k]!r} != {b[k]!r}")
+    return out
+
+
+SHOWN_DIFFERENCES = 5
+_ABSENT = object()
+
+
+def _flat_settings(config: object, prefix: str = "") -> dict[str, object]:
+    """A config's leaves by dotted key (nested dicts as a.b.c); other values, lists included, are leaves."""
+    if not isinstance(config, dict) or (prefix and not config):
+        return {prefix: config}
+    out: dict[str, object] = {}
+    for key, value in config.items():
+        out.update(_flat_settings(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _shown(value: object, width: int = 60) -> str:
+    text = "(absent)" if value is _ABSENT else repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def config_differences(old: dict, new: dict, limit: int = SHOWN_DIFFERENCES) -> list[str]:
+    """The settings of two configs that differ, as `a.b.c: old != new` in key order, compared as `config_hash`
+    sees them (their JSON); at most `limit`, then how many more. Empty when they hash alike."""
+    a, b = (_flat_settings(json.loads(json.dumps(c, sort_keys=True, default=str))) for c in (old, new))
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k, _ABSENT) != b.get(k, _ABSENT))
+    shown = [f"{k}: {_shown(a.get(k, _ABSENT))} != {_shown(b.get(k, _ABSENT))}" for k in keys[:limit]]
+    return shown + ([f"and {len(keys) - limit} more"] if len(keys) > limit else [])
 
 
 def class_names_of(labels: pd.Series, names: tuple[str, ...] | list[str]) -> list[str]:

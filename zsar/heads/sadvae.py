@@ -2,7 +2,9 @@
 
 A skeleton VAE with a latent split into a semantic part (`latent` dims) and a style part (`style` dims),
 a text VAE into the semantic space, cross-modal reconstruction and a total-correlation discriminator,
-with the released schedules and per-dataset presets (zsar/heads/sadvae_model.py has the model).
+with the released schedules and per-dataset presets (zsar/heads/sadvae_model.py has the model and its eager
+iterations, zsar/heads/sadvae_cuda_graph.py the same iterations replayed from CUDA graphs; `train_sadvae` here
+runs the epochs with one or the other).
 
 Zero-shot scoring against any classes: `latents_per_class` text latents are sampled per class from the
 text VAE, a fresh linear classifier (latent -> classes) is trained on them (seeded, so scores are
@@ -16,19 +18,61 @@ dimension (the VAE as written in the paper) and logits are not rectified.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from zsar import progress
 from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.base import Head
 from zsar.heads.configs import SADVAEConfig
 from zsar.heads.latent_classifier import LatentClassifiers, train_latent_classifiers
-from zsar.heads.sadvae_model import LoopSettings, SADVAENetwork, text_latent_samples, train_sadvae
+from zsar.heads.sadvae_cuda_graph import GraphedIterations
+from zsar.heads.sadvae_model import (
+    EagerIterations,
+    EpochDraws,
+    LoopSettings,
+    SADVAENetwork,
+    iterations_per_epoch,
+    text_latent_samples,
+)
 from zsar.heads.text_views import VIEW_SEED_OFFSET, view_probabilities
 from zsar.heads.torch_device import torch_threads, training_device
+
+
+def train_sadvae(net: SADVAENetwork, features: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
+                 settings: LoopSettings, generator: torch.Generator,
+                 after_epoch: Callable[[int, float], None] | None = None,
+                 views: tuple[torch.Tensor, torch.Generator] | None = None) -> float:
+    """Train in place on features [N, Dx] with class text [C, Dy] and label positions [N]; returns the
+    last VAE loss (NaN when training diverged). `after_epoch(epoch, loss)` runs after every epoch.
+    `generator` is a CPU generator whatever the device (see EpochDraws). On a CUDA device the iterations are
+    replayed from captured CUDA graphs unless `settings.cuda_graph` is off; the result is the same model.
+    `text` [V, C, Dy] (several texts per class): every sample of every step is paired with one view drawn for it
+    with `views` = (probabilities [V], CPU generator) (text augmentation; always the eager loop)."""
+    n = features.shape[0]
+    batch = min(settings.batch_size, n)
+    steps = iterations_per_epoch(n, batch)
+    full, ls = net.latent + net.style, net.latent
+    if text.ndim == 3:
+        run_epoch = EagerIterations(net, features, text, labels, settings, views).run_epoch
+    elif features.is_cuda and settings.cuda_graph:
+        run_epoch = GraphedIterations(net, features, text, labels, settings, steps, batch).run_epoch
+    else:
+        run_epoch = EagerIterations(net, features, text, labels, settings).run_epoch
+    loss_value = math.nan
+    for epoch in range(settings.epochs):
+        draws = EpochDraws.draw(n, steps, batch, full, ls, settings, generator).to(features.device)
+        loss_value = run_epoch(epoch, draws)
+        if not math.isfinite(loss_value):
+            return loss_value
+        progress.epoch(epoch + 1, settings.epochs)
+        if after_epoch is not None:
+            after_epoch(epoch, loss_value)
+    return loss_value
 
 
 class SADVAEHead(Head):

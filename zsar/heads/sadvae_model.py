@@ -1,23 +1,23 @@
-"""SA-DVAE's networks, per-iteration loss and training loop (the published model; see the head module).
+"""SA-DVAE's networks, per-iteration loss and eager iterations (the published model; see the head module).
 
-The loop is the fast path: all features live in one tensor, a batch is one index gather, the noise of an
-epoch is drawn in one call, terms whose schedule weight is zero are not computed (their gradient is
+The iterations are the fast path: all features live in one tensor, a batch is one index gather, the noise of
+an epoch is drawn in one call, terms whose schedule weight is zero are not computed (their gradient is
 exactly zero), and both optimisers are torch's fused Adam. On a CUDA device the iterations are replayed from
-CUDA graphs (zsar/heads/sadvae_cuda_graph.py). `sadvae_loss(..., skip_zero_terms=False)` computes every term
-every iteration, as the released code does; the tests check the loops agree with it.
+CUDA graphs (zsar/heads/sadvae_cuda_graph.py, built on this module); the epoch loop that picks one or the other,
+`train_sadvae`, lives in the head module (zsar/heads/sadvae.py), so this module imports neither.
+`sadvae_loss(..., skip_zero_terms=False)` computes every term every iteration, as the released code does; the
+tests check the loops agree with it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsar import progress
 from zsar.heads.text_views import draw_views
 from zsar.heads.vae_parts import gaussian_kl, linear, reparameterise
 from zsar.heads.vae_parts import text_latent_samples as text_latent_samples  # re-exported (sadvae.py, benchmarks)
@@ -177,40 +177,6 @@ def schedule_table(epoch: int, steps: int) -> torch.Tensor:
     """The loss weights of every step of an epoch, [steps, 3] (kl_skeleton, kl_text, cross)."""
     rows = [Schedule.at(epoch, i, steps) for i in range(steps)]
     return torch.tensor([[w.kl_skeleton, w.kl_text, w.cross] for w in rows], dtype=torch.float32)
-
-
-def train_sadvae(net: SADVAENetwork, features: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
-                 settings: LoopSettings, generator: torch.Generator,
-                 after_epoch: Callable[[int, float], None] | None = None,
-                 views: tuple[torch.Tensor, torch.Generator] | None = None) -> float:
-    """Train in place on features [N, Dx] with class text [C, Dy] and label positions [N]; returns the
-    last VAE loss (NaN when training diverged). `after_epoch(epoch, loss)` runs after every epoch.
-    `generator` is a CPU generator whatever the device (see EpochDraws). On a CUDA device the iterations are
-    replayed from captured CUDA graphs unless `settings.cuda_graph` is off; the result is the same model.
-    `text` [V, C, Dy] (several texts per class): every sample of every step is paired with one view drawn for it
-    with `views` = (probabilities [V], CPU generator) (text augmentation; always the eager loop)."""
-    n = features.shape[0]
-    batch = min(settings.batch_size, n)
-    steps = iterations_per_epoch(n, batch)
-    full, ls = net.latent + net.style, net.latent
-    if text.ndim == 3:
-        run_epoch = EagerIterations(net, features, text, labels, settings, views).run_epoch
-    elif features.is_cuda and settings.cuda_graph:
-        from zsar.heads.sadvae_cuda_graph import GraphedIterations
-
-        run_epoch = GraphedIterations(net, features, text, labels, settings, steps, batch).run_epoch
-    else:
-        run_epoch = EagerIterations(net, features, text, labels, settings).run_epoch
-    loss_value = math.nan
-    for epoch in range(settings.epochs):
-        draws = EpochDraws.draw(n, steps, batch, full, ls, settings, generator).to(features.device)
-        loss_value = run_epoch(epoch, draws)
-        if not math.isfinite(loss_value):
-            return loss_value
-        progress.epoch(epoch + 1, settings.epochs)
-        if after_epoch is not None:
-            after_epoch(epoch, loss_value)
-    return loss_value
 
 
 class EagerIterations:

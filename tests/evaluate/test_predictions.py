@@ -43,3 +43,38 @@ def test_without_logits_is_a_clear_error(tmp_path):
     path = _cache(tmp_path, np.zeros((3, 4)), with_logits=False)
     with pytest.raises(ZsarError, match="no classifier logits"):
         predict_from_cache(path)
+
+
+def test_run_predictions_get_head_split_seed_and_seen_unseen_columns_with_other_predictions_beside():
+    from zsar.evaluate.predictions import annotate_run_predictions
+
+    table = pd.DataFrame({"task": ["zsl", "gzsl", "gzsl"], "sample_id": ["a", "b", "c"],
+                          "true_class": ["u", "u", "s"], "predicted_class": ["u", "s", "s"], "confidence": 0.5,
+                          "true_label": [3, 3, 0], "predicted_label": [3, 0, 0], "top1_class": ["u", "s", "s"],
+                          "cs_predicted_class": ["u", "u", "s"], "cs_predicted_label": [3, 3, 0],
+                          "gate_predicted_class": [None, "u", "u"], "gate_predicted_label": [None, 3, 3]})
+    run = {"head": "h", "split": "x", "seed": 2, "split_classes": {"seen": [0, 1], "unseen": [3]}}
+    out = annotate_run_predictions(table, run)
+    assert out.columns.tolist()[:13] == [
+        "head", "split", "seed", "task", "sample_id", "true_class", "true_domain", "predicted_class",
+        "predicted_domain", "cs_predicted_class", "cs_predicted_domain", "gate_predicted_class",
+        "gate_predicted_domain"]
+    assert out["true_domain"].tolist() == ["unseen", "unseen", "seen"]
+    assert out["predicted_domain"].tolist() == ["unseen", "seen", "seen"]
+    assert out["gate_predicted_domain"].tolist() == ["", "unseen", "unseen"]  # no gate prediction in ZSL rows
+    assert (out["head"] == "h").all() and (out["seed"] == 2).all()
+    assert set(out.columns) == set(table.columns) | {"head", "split", "seed", "true_domain", "predicted_domain",
+                                                     "cs_predicted_domain", "gate_predicted_domain"}
+
+
+def test_experiment_predictions_pool_the_runs_files_and_skip_missing_ones(tmp_path):
+    from zsar.evaluate.predictions import experiment_predictions
+
+    frame = pd.DataFrame({"task": ["zsl"], "sample_id": ["007"], "true_class": ["u"], "predicted_class": ["u"],
+                          "confidence": [0.9], "true_label": [3], "predicted_label": [3]})
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    runs = [{"head": h, "split": "x", "seed": 0, "predictions": str(tmp_path / "p.csv"),
+             "split_classes": {"seen": [0], "unseen": [3]}} for h in ("a", "b")]
+    pooled = experiment_predictions([*runs, {**runs[0], "predictions": str(tmp_path / "missing.csv")}])
+    assert pooled["head"].tolist() == ["a", "b"] and pooled["sample_id"].tolist() == ["007", "007"]
+    assert experiment_predictions([{**runs[0], "predictions": str(tmp_path / "missing.csv")}]) is None

@@ -81,3 +81,17 @@ def calibrated_stacking_metrics(scores: np.ndarray, labels: np.ndarray, class_id
     """GZSL S / U / H with the given gamma (chosen elsewhere: on validation data, never on test)."""
     predicted = calibrated_predictions(scores, class_ids, seen, gamma)
     return {**gzsl_metrics(predicted, labels, seen, unseen), "gamma": float(gamma)}
+
+
+def curve_points(curve: dict) -> dict:
+    """The corner points of a seen-unseen curve ({"seen", "unseen"} in %, any order), unseen ascending: the area
+    (AUSUC) is unchanged, since every point left out lies on the straight segment between its neighbours."""
+    u, s = np.asarray(curve["unseen"], dtype=float), np.asarray(curve["seen"], dtype=float)
+    points = np.stack([u, s], axis=1)[np.lexsort((-s, u))]  # the order AUSUC integrates in
+    points = points[np.r_[True, np.any(np.diff(points, axis=0) != 0, axis=1)]]  # repeated points once
+    keep = np.ones(len(points), dtype=bool)
+    if len(points) > 2:
+        before, after = points[1:-1] - points[:-2], points[2:] - points[1:-1]
+        cross = before[:, 0] * after[:, 1] - before[:, 1] * after[:, 0]
+        keep[1:-1] = ~np.isclose(cross, 0.0, atol=1e-6)
+    return {"unseen": points[keep, 0].round(4).tolist(), "seen": points[keep, 1].round(4).tolist()}

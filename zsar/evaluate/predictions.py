@@ -1,8 +1,14 @@
-"""Supervised predictions from a cache's stored logits: the HRI30 submission table and a richer one.
+"""Prediction tables.
 
-The submission has one row per video: video id, class name, class id (the dataset's official ids when it
-has them, e.g. HRI30's classInd numbers from 1; else the class index). The detailed table adds the
-confidence (softmax over the head's classes) and the top-5 classes with their probabilities.
+Supervised predictions from a cache's stored logits: the HRI30 submission table and a richer one. The submission
+has one row per video: video id, class name, class id (the dataset's official ids when it has them, e.g. HRI30's
+classInd numbers from 1; else the class index). The detailed table adds the confidence (softmax over the head's
+classes) and the top-5 classes with their probabilities.
+
+An experiment's zero-shot predictions: every run's `predictions.csv` in one tidy table with the run's head, split
+and seed, and whether each true and predicted class is seen or unseen in that split. Other predictions a run
+records (calibrated stacking, the gate: columns `<name>_predicted_class` / `<name>_predicted_label`) stand beside
+the plain arg-max.
 """
 
 from __future__ import annotations
@@ -58,6 +64,42 @@ def write_predictions(table: pd.DataFrame, out_dir: str | Path) -> tuple[Path, P
     out_dir = Path(out_dir)
     paths = out_dir / "submission.csv", out_dir / "predictions.csv"
     for path, frame in zip(paths, (table[["video_id", "class_name", "class_id"]], table)):
-        with atomic_target(path) as tmp:
-            frame.to_csv(tmp, index=False)
+        write_table(frame, path)
     return paths
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """`frame` as CSV (no index), atomically."""
+    with atomic_target(path) as tmp:
+        frame.to_csv(tmp, index=False)
+    return Path(path)
+
+
+RUN_COLUMNS = ("head", "split", "seed")
+
+
+def _domain(labels: pd.Series, seen: set[int], unseen: set[int]) -> list[str]:
+    return ["" if pd.isna(c) else "seen" if int(c) in seen else "unseen" if int(c) in unseen else "" for c in labels]
+
+
+def annotate_run_predictions(table: pd.DataFrame, run: dict) -> pd.DataFrame:
+    """One run's predictions with its head, split and seed first and a `*_domain` column (seen / unseen in the
+    run's split) beside every class column; each prediction's class and domain directly after the true ones."""
+    classes = run.get("split_classes") or {}
+    seen, unseen = {int(c) for c in classes.get("seen", ())}, {int(c) for c in classes.get("unseen", ())}
+    out = table.copy()
+    predictions = [c[: -len("_label")] for c in table.columns if c.endswith("predicted_label")]
+    for name in ["true", *predictions]:
+        out[f"{name}_domain"] = _domain(table[f"{name}_label"], seen, unseen)
+    for i, key in enumerate(RUN_COLUMNS):
+        out.insert(i, key, run[key])
+    first = [*RUN_COLUMNS, "task", "sample_id", "true_class", "true_domain"]
+    first += [c for name in predictions for c in (f"{name}_class", f"{name}_domain") if c in out]
+    return out[[c for c in first if c in out] + [c for c in out.columns if c not in first]]
+
+
+def experiment_predictions(runs: list[dict]) -> pd.DataFrame | None:
+    """Every run's predictions (the file its record names) in one table; None when no run's file exists."""
+    frames = [annotate_run_predictions(pd.read_csv(r["predictions"], dtype={"sample_id": str}), r)
+              for r in runs if r.get("predictions") and Path(r["predictions"]).is_file()]
+    return pd.concat(frames, ignore_index=True) if frames else None

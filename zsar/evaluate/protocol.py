@@ -25,7 +25,14 @@ from zsar.class_lists.splits import ZeroShotSplit
 from zsar.errors import ZsarError
 from zsar.evaluate.domain_gate import fit_domain_gate
 from zsar.evaluate.epoch_choice import selection_scores
-from zsar.evaluate.gzsl import ausuc, best_gamma, calibrated_stacking_metrics, seen_unseen_curve
+from zsar.evaluate.gzsl import (
+    ausuc,
+    best_gamma,
+    calibrated_predictions,
+    calibrated_stacking_metrics,
+    curve_points,
+    seen_unseen_curve,
+)
 from zsar.evaluate.metrics import confusion_matrix, gzsl_metrics, per_class_accuracy, zsl_metrics
 from zsar.evaluate.seen_scores import seen_class_logits
 from zsar.features.prototypes import ClassPrototypes
@@ -351,20 +358,32 @@ def _gzsl_on_test(run: HeadRun, head: Head, params: dict, test: FeatureSet, seen
     g_scores = run.score(head, gzsl_test.embeddings, all_protos)
     g_pred = np.asarray(all_classes)[g_scores.argmax(axis=1)]
     result = gzsl_metrics(g_pred, gzsl_test.labels, split.seen, split.unseen)
+    table = predictions_table("gzsl", gzsl_test, g_scores, all_classes, all_protos.class_names, run.options.top_k)
+    name_of = dict(zip(all_classes, all_protos.class_names, strict=True))
     progress.stage("GZSL: calibrating on validation")
     calibration = calibrate_gzsl(run, params, validation, prototypes)
     stacked = calibrated_stacking_metrics(g_scores, gzsl_test.labels, all_classes, split.seen, split.unseen,
                                           calibration["gamma"])
     result.update({f"cs_{k}": v for k, v in stacked.items() if k in ("seen", "unseen", "h", "gamma")})
+    _add_predictions(table, "cs", calibrated_predictions(g_scores, all_classes, split.seen, calibration["gamma"]),
+                     name_of)
     gate = calibration.pop("gate")
     result["cs_selection"] = calibration
     if gate is not None:
         unseen_scores = unseen_class_scores(run, head, gzsl_test, g_scores, all_classes, split.unseen, prototypes)
         seen_logits, source = seen_class_logits(seen_train, gzsl_test, split.seen, run.seed)
-        gated = gzsl_metrics(gate.predict(unseen_scores, split.unseen, seen_logits, split.seen), gzsl_test.labels,
-                             split.seen, split.unseen)
+        gate_predicted = gate.predict(unseen_scores, split.unseen, seen_logits, split.seen)
+        gated = gzsl_metrics(gate_predicted, gzsl_test.labels, split.seen, split.unseen)
+        _add_predictions(table, "gate", gate_predicted, name_of)
         result.update({f"gate_{k}": gated[k] for k in ("seen", "unseen", "h")})
         result["gate_seen_scores"] = source
-    result["ausuc"] = ausuc(seen_unseen_curve(g_scores, gzsl_test.labels, all_classes, split.seen, split.unseen))
-    return result, predictions_table("gzsl", gzsl_test, g_scores, all_classes, all_protos.class_names,
-                                     run.options.top_k)
+    curve = seen_unseen_curve(g_scores, gzsl_test.labels, all_classes, split.seen, split.unseen)
+    result["ausuc"] = ausuc(curve)
+    result["curve"] = curve_points(curve)
+    return result, table
+
+
+def _add_predictions(table: pd.DataFrame, method: str, predicted: np.ndarray, name_of: dict) -> None:
+    """A GZSL method's predicted label and class name beside the plain prediction."""
+    table[f"{method}_predicted_label"] = np.asarray(predicted)
+    table[f"{method}_predicted_class"] = [name_of[int(c)] for c in predicted]

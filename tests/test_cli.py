@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+import typer
+from typer.testing import CliRunner
 
+from zsar import quiet
+from zsar.cli import app, resolve_device
+from zsar.errors import ZsarError
 from zsar.features import FeatureCache
 
 TINY = """
@@ -41,6 +50,25 @@ def zsar(*args, cwd=None):
                           capture_output=True, text=True, cwd=cwd)
 
 
+def invoke(*args, **kwargs):
+    """`zsar ARGS` in this process (typer's CliRunner); the process-wide output settings that the command line
+    changes (logging levels, warning filters, environment) are put back afterwards."""
+    names = ("", "zsar", *quiet.QUIET_LOGGERS)
+    levels = {name: logging.getLogger(name).level for name in names}
+    environment = {key: os.environ.get(key) for key in quiet.QUIET_ENVIRONMENT}
+    try:
+        with warnings.catch_warnings():
+            return CliRunner().invoke(app, list(args), prog_name="zsar", **kwargs)
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        for key, value in environment.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @pytest.mark.slow
 def test_run_writes_complete_reports(tmp_path):
     (tmp_path / "mysplit.toml").write_text("num_classes = 16\nunseen = [1, 4, 9, 13]\n")
@@ -62,7 +90,8 @@ def test_run_writes_complete_reports(tmp_path):
     assert {"sample_id", "true_class", "predicted_class", "confidence", "top5_class", "top5_score"} <= set(predictions)
     assert set(predictions["task"]) == {"zsl", "gzsl"}
     html = (tmp_path / "out" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5  # confusion + per-class for both heads, text similarity
+    # heads compared, GZSL seen-unseen curves, confusion + per-class for both heads, text similarity
+    assert html.count("data:image/png;base64,") == 7
     assert "what each unseen class borrows from" in html and "text similarity, unseen vs seen" in html
     (semantics,) = [v for k, v in report["text_semantics"].items() if k.endswith("mysplit.toml")]
     assert [row["class"] for row in semantics["nearest"]] == semantics["unseen"] and len(semantics["seen"]) == 12
@@ -187,8 +216,9 @@ def test_extract_video_hri30_course_then_predict(tmp_path, videos):
 
 
 def test_text_commands(tmp_path):
-    out = zsar("text", "similarity", "nw_ucla", "--variant", "motion", "--out", str(tmp_path / "sim.csv"))
+    out = zsar("--verbose", "text", "similarity", "nw_ucla", "--variant", "motion", "--out", str(tmp_path / "sim.csv"))
     assert out.returncode == 0, out.stderr
+    assert "Loading weights" in out.stderr and "Loading SentenceTransformer" in out.stderr  # --verbose shows them
     table = pd.read_csv(tmp_path / "sim.csv", index_col="class")
     assert table.shape == (10, 10) and table.index[3] == "walk around" and list(table.columns) == list(table.index)
     np.testing.assert_allclose(np.diag(table.to_numpy()), 1, atol=1e-5)
@@ -196,6 +226,12 @@ def test_text_commands(tmp_path):
     out = zsar("text", "embed", "nw_ucla", "--variant", "prompts", "--variant", "ensemble", "--ensemble", "motion=2",
                "--ensemble", "prompts", "--out", str(tmp_path / "p.h5"))
     assert out.returncode == 0, out.stderr
+    assert out.stderr == ""  # quiet by default: no loading bar, no loading log line
+    info = zsar("cache", "info", str(tmp_path / "p.h5"))
+    assert info.returncode == 0, info.stderr
+    assert "ensemble: 10 x 384, text model all-MiniLM-L6-v2" in info.stdout
+    assert "views motion=2, prompts=1" in info.stdout
+    assert "variant      prompts: 10 x 384" in info.stdout and "  3    walk around" in info.stdout
     out = zsar("text", "similarity", str(tmp_path / "p.h5"), "--variant", "ensemble", "--out", str(tmp_path / "s.npy"))
     assert out.returncode == 0, out.stderr
     assert np.load(tmp_path / "s.npy").shape == (10, 10)
@@ -217,3 +253,167 @@ def test_version_and_python_dash_m():
     assert module.returncode == 0 and module.stdout.strip() == f"zsar {__version__}"
     bad = subprocess.run([sys.executable, "-m", "zsar", "run", "missing.toml"], capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.startswith("error:")
+
+
+def _commands(group=None, path=()):
+    """(words, click command) of every command of the app, found through click's own structure."""
+    group = group or typer.main.get_command(app)
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+TYPE_NAMES = re.compile(r"<(?:str|int|float|path|bool|list\[[^\]]*\]|[a-z]+ range)>|"
+                        r"\b(?:INTEGER|TEXT|PATH|FLOAT|BOOLEAN|FILENAME|DIRECTORY)\b")
+
+
+def test_every_parameter_has_help_and_a_metavar_without_type_names():
+    commands = list(_commands())
+    assert len(commands) >= 20 and ("extract", "video") in dict(commands)
+    for words, command in [((), typer.main.get_command(app)), *commands]:
+        for param in command.params:
+            assert (param.help or "").strip(), f"zsar {' '.join(words)}: {param.name} has no help"
+            if not getattr(param, "is_flag", False):
+                assert param.metavar, f"zsar {' '.join(words)}: {param.name} has no metavar"
+        result = invoke(*words, "--help", terminal_width=200)
+        assert result.exit_code == 0, result.output
+        found = TYPE_NAMES.search(result.output)
+        assert found is None, f"zsar {' '.join(words)} --help shows {found.group()}"
+        # every [...] written in a help text is printed as written (Rich markup would eat `[split]`)
+        flat = " ".join(result.output.split())
+        texts = [command.help or ""] + [param.help or "" for param in command.params]
+        for bracket in re.findall(r"\[[^\[\]\n]*\]", " ".join(" ".join(t.split()) for t in texts)):
+            assert bracket in flat, f"zsar {' '.join(words)} --help lost {bracket}"
+
+
+def test_help_texts_keep_their_brackets():
+    video = " ".join(invoke("extract", "video", "--help", terminal_width=200).output.split())
+    assert "a list file (.txt/.csv: path [label [split]])" in video
+    embed = " ".join(invoke("text", "embed", "--help", terminal_width=200).output.split())
+    assert "(.csv idx,part or .json name -> [parts])" in embed
+    imported = " ".join(invoke("cache", "import", "--help", terminal_width=200).output.split())
+    assert ".npy file of [N, D] embeddings" in imported and "[N, C] encoder logits" in imported
+
+
+def test_shell_completion():
+    result = invoke("--help")
+    assert "--install-completion" in result.output and "--show-completion" in result.output
+    completed = invoke(env={"_ZSAR_COMPLETE": "complete_bash", "COMP_WORDS": "zsar ca", "COMP_CWORD": "1"})
+    assert completed.output.split() == ["cache"]
+    options = invoke(env={"_ZSAR_COMPLETE": "complete_bash", "COMP_WORDS": "zsar cache info --", "COMP_CWORD": "3"})
+    assert "--json" in options.output.split()
+    script = invoke("--show-completion", "bash")
+    assert script.exit_code == 0 and "_ZSAR_COMPLETE" in script.output
+
+
+def test_device_auto(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda" and resolve_device("AUTO") == "cuda"
+    assert resolve_device("cuda:1") == "cuda:1" and resolve_device("cpu") == "cpu" and resolve_device(None) is None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu"
+
+
+@pytest.mark.parametrize("gpu", [True, False])
+def test_commands_resolve_device_auto(tmp_path, monkeypatch, gpu):
+    import torch
+
+    from zsar.datasets import skeleton_datasets, video_datasets
+    from zsar.experiment import check
+    from zsar.extract import skeleton, video
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    seen = []
+
+    def record(position):
+        def fake(*args, **kwargs):
+            seen.append(args[position])
+            raise ZsarError("stop here")
+        return fake
+
+    real_check = check.check_experiment
+    monkeypatch.setattr(check, "check_experiment", lambda cfg, path: seen.append(cfg.evaluate.device) or
+                        real_check(cfg, path))
+    monkeypatch.setattr(video_datasets, "open_video_dataset", lambda *args, **kwargs: None)
+    monkeypatch.setattr(video, "extract_video_dataset", record(4))
+    monkeypatch.setattr(skeleton_datasets, "open_skeleton_dataset", lambda *args, **kwargs: type("S", (), {
+        "layout": "ntu"})())
+    monkeypatch.setattr(skeleton, "extract_skeleton_network", record(4))
+    (tmp_path / "exp.toml").write_text(TINY.replace('names = ["mysplit.toml"]\n', ""))
+    checked = invoke("run", str(tmp_path / "exp.toml"), "--device", "auto", "--check")
+    assert checked.exit_code == 0, checked.output
+    for args in (["extract", "video", "x", "--random-weights"], ["extract", "skeleton", "x", "--checkpoint", "c"]):
+        stopped = invoke(*args, "--out", str(tmp_path / "c.h5"), "--device", "auto")
+        assert isinstance(stopped.exception, ZsarError) and "stop here" in str(stopped.exception)
+    assert seen == ["cuda" if gpu else "cpu"] * 3
+
+
+def _prototype_file(path):
+    from zsar.features.prototypes import ClassPrototypes, save_prototypes
+
+    vectors = np.eye(3, 8, dtype=np.float32)
+    return save_prototypes(path, [ClassPrototypes([0, 1, 2], ["walk", "run", "jump"], vectors, "name",
+                                                   [["walk"], ["run"], ["jump"]], "my-model", "ab" * 32)])
+
+
+def test_cache_info_on_a_prototype_file(tmp_path):
+    path = _prototype_file(tmp_path / "p.h5")
+    result = invoke("cache", "info", str(path))
+    assert result.exit_code == 0, result.output
+    assert "variant      name: 3 x 8, text model my-model (weights sha256 abababababab)" in result.output
+    assert "classes (3):" in result.output and "  2    jump" in result.output
+    summary = json.loads(invoke("cache", "info", str(path), "--json").output)
+    assert summary["class_names"] == ["walk", "run", "jump"] and summary["variants"]["name"]["dim"] == 8
+    missing = invoke("cache", "info", str(tmp_path / "nope.h5"))
+    assert isinstance(missing.exception, ZsarError) and "cache file not found" in str(missing.exception)
+
+
+def test_cache_info_says_when_the_encoder_had_random_weights(tmp_path):
+    from zsar.features.schema import CacheHeader
+    from zsar.features.writer import write_cache
+
+    meta = pd.DataFrame({"sample_id": ["a", "b"], "label": [0, 1], "class_name": "", "split": "test", "source": ""})
+    for weights in ("random", "checkpoint"):
+        header = CacheHeader(dataset="toy", modality="video", encoder="e", embedding_dim=2, class_names=("x", "y"),
+                             encoder_config={"weights": weights})
+        path = write_cache(tmp_path / f"{weights}.h5", header, meta, np.ones((2, 2), np.float32))
+        result = invoke("cache", "info", str(path))
+        assert result.exit_code == 0, result.output
+        assert ("weights      RANDOM (seeded, untrained)" in result.output) == (weights == "random")
+        assert json.loads(invoke("cache", "info", str(path), "--json").output)["weights"] == weights
+
+
+def test_splits_show_names_the_classes_of_built_in_lists(tmp_path):
+    from zsar.class_lists.names import builtin_class_names
+    from zsar.class_lists.splits import load_split
+
+    result = invoke("splits", "show", "ntu60/55-5")
+    assert result.exit_code == 0, result.output
+    names, split = builtin_class_names("ntu60"), load_split("ntu60/55-5")
+    assert "ntu60/55-5: 60 classes, 55 seen, 5 unseen (class names: ntu60)" in result.output
+    for c in (*split.unseen, *split.validation_unseen, *split.seen):
+        assert f"  {c:<4} {names[c]}\n" in result.output
+    shown = json.loads(invoke("splits", "show", "ntu60/55-5", "--json").output)
+    assert shown["unseen"] == list(split.unseen) and shown["class_names"] == names
+    (tmp_path / "mine.toml").write_text("num_classes = 6\nunseen = [1, 4]\n")
+    plain = invoke("splits", "show", str(tmp_path / "mine.toml"))
+    assert "unseen (2): 1, 4" in plain.output and "class names" not in plain.output
+    assert "class_names" not in json.loads(invoke("splits", "show", str(tmp_path / "mine.toml"), "--json").output)
+
+
+def test_cache_writer_line_only_with_verbose(tmp_path, caplog):
+    np.save(tmp_path / "x.npy", np.ones((4, 3), np.float32))
+    pd.DataFrame({"sample_id": list("abcd"), "label": [0, 1, 0, 1], "split": "test"}).to_csv(tmp_path / "m.csv")
+    (tmp_path / "names.txt").write_text("walk\nrun\n")
+    args = ["cache", "import", "--embeddings", str(tmp_path / "x.npy"), "--metadata", str(tmp_path / "m.csv"),
+            "--class-names", str(tmp_path / "names.txt"), "--dataset", "d", "--encoder", "e", "--overwrite"]
+    for verbose in (False, True):
+        caplog.clear()
+        result = invoke(*(["--verbose"] if verbose else []), *args, "--out", str(tmp_path / "c.h5"))
+        assert result.exit_code == 0, result.output
+        assert result.output == f"wrote {tmp_path / 'c.h5'}\n"
+        wrote = [r for r in caplog.records if r.name == "zsar.features.writer" and "wrote" in r.getMessage()]
+        assert len(wrote) == (1 if verbose else 0)

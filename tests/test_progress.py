@@ -72,3 +72,20 @@ def test_ctrl_c_keeps_finished_runs_in_a_partial_report(tmp_path, monkeypatch):
     assert report["partial"]["finished_runs"] == 2 and len(report["runs"]) == 2
     assert "PARTIAL REPORT: 2 of 4 runs" in (tmp_path / "out" / "report.md").read_text()
     assert "PARTIAL REPORT" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_suspended_clears_the_status_line_and_draws_it_again():
+    stream = io.StringIO()
+    tracker = RunProgress(2, stream=stream, live=True)
+    with tracking(tracker):
+        tracker.start_run("a", "b", 0)
+        stream.seek(0), stream.truncate()
+        with progress.suspended():
+            stream.write("a log line\n")
+    assert stream.getvalue().startswith("\r\033[Ka log line\n\r\033[K[0/2 runs")
+    with progress.suspended():  # no run tracked: nothing to clear
+        pass
+    quiet = io.StringIO()
+    with tracking(RunProgress(2, stream=quiet, live=False)), progress.suspended():
+        quiet.write("x\n")
+    assert quiet.getvalue() == "x\n"  # not a terminal: no control characters

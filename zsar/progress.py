@@ -100,6 +100,19 @@ def tracking(progress: RunProgress) -> Iterator[RunProgress]:
         _current = previous
 
 
+@contextlib.contextmanager
+def suspended() -> Iterator[None]:
+    """Clear the live status line for whatever is printed inside (a log line), then draw it again below."""
+    if _current is None or not _current.live:
+        yield
+        return
+    _current.clear()
+    try:
+        yield
+    finally:
+        _current.draw(force=True)
+
+
 def stage(text: str) -> None:
     if _current is not None:
         _current.set_stage(text)

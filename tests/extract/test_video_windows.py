@@ -37,6 +37,7 @@ def test_each_row_is_the_encoder_on_its_clip(tmp_path, shared):
                                               batch_rows=3, progress=False))
     inp = encoder.spec.input
     assert cache.header.frames["stride"] == 8 and cache.header.frames["window"] == inp.clip_len * inp.frame_interval
+    assert cache.header.encoder_config["weights"] == "random" and cache.header.checkpoint_sha256 is None
     (stream,) = cache.load_streams()
     indices = window_frame_indices(frames, inp.clip_len, inp.frame_interval, 8)
     assert len(stream) == len(indices) == -(-frames // 8)

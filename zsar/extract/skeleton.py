@@ -47,7 +47,7 @@ def extract_skeleton(source: SampleSource, cache_path: str | Path, encoder: Batc
     meta = source.metadata.copy()
     with CacheWriter(cache_path, encoder.header, meta, overwrite=overwrite) as writer:
         todo = writer.pending_rows()
-        bar = tqdm(total=len(todo), desc=f"extract {source.name}", unit="sample", disable=not progress)
+        bar = tqdm(total=len(todo), desc=f"extract {source.name}", unit="sample", disable=not progress or not len(todo))
         for start in range(0, len(todo), batch_size):
             rows, items, failed = [], [], []
             for row in todo[start : start + batch_size].tolist():

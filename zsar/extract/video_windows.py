@@ -23,6 +23,7 @@ from zsar.extract.isolation import problem_text
 from zsar.extract.video_decode import open_video, read_frames
 from zsar.extract.video_encoder import VideoEncoder
 from zsar.extract.video_input import clip_views
+from zsar.features.fingerprint import file_sha256
 from zsar.features.inputs import source_files_digest
 from zsar.features.schema import CacheHeader
 from zsar.features.streams import StreamCacheWriter, StreamRows, frames_entry
@@ -79,8 +80,10 @@ def _video_features(encoder: VideoEncoder, path: Path, indices: np.ndarray, batc
 
 def extract_video_windows(videos: list[VideoStream], class_names: list[str], cache_path: str | Path,
                           encoder: VideoEncoder, stride: int, background: tuple[int, ...] = (), dataset: str = "videos",
-                          batch_rows: int = 16, overwrite: bool = False, progress: bool = True) -> Path:
-    """Per-frame clip features of every video into a per-frame cache (see the module docstring)."""
+                          checkpoint: str | Path | None = None, batch_rows: int = 16, overwrite: bool = False,
+                          progress: bool = True) -> Path:
+    """Per-frame clip features of every video into a per-frame cache (see the module docstring). `checkpoint`: the
+    weights file the encoder was loaded from (recorded with its sha256; None records random weights)."""
     if not videos:
         raise ZsarError("no videos to encode")
     if encoder.two_d:
@@ -90,7 +93,9 @@ def extract_video_windows(videos: list[VideoStream], class_names: list[str], cac
     rows, counts = _rows(videos, stride)
     header = CacheHeader(
         dataset=dataset, modality="video", encoder=encoder.spec.name, embedding_dim=encoder.embedding_dim,
-        class_names=tuple(class_names), dtype="float32", encoder_config=encoder.spec.to_dict(),
+        class_names=tuple(class_names), dtype="float32",
+        encoder_config=encoder.spec.to_dict() | {"weights": "checkpoint" if checkpoint else "random"},
+        checkpoint_sha256=file_sha256(checkpoint) if checkpoint else None,
         preprocessing={"clip": "sliding window", "crop": "centre"},
         frames=frames_entry(background, None, inp.clip_len * inp.frame_interval, stride))
     digest = source_files_digest([str(v.path) for v in videos])

@@ -42,7 +42,7 @@ app = _typer("Zero-shot action recognition on cached embeddings.")
 cache_app = _typer("Inspect and create feature caches.")
 text_app = _typer("Class text prototypes.")
 splits_app = _typer("Zero-shot class splits.")
-encoder_app = _typer("Train skeleton encoders on seen classes.")
+encoder_app = _typer("Train skeleton encoders on seen classes; list the built-in encoder configs.")
 extract_app = _typer("Run encoders over a dataset into a feature cache.")
 import_app = _typer("Import published feature releases as caches, splits and runs.")
 streams_app = _typer("Untrimmed streams: per-frame caches and zero-shot segmentation.")
@@ -611,6 +611,20 @@ def encoder_train(
                                  seed=seed)
     path = train_skeleton_encoder(source, zs, out, options, train_split)
     typer.echo(f"wrote {path} (trained on {len(zs.seen)} seen classes of {zs.name})")
+
+
+@encoder_app.command("list", cls=_Command)
+def encoder_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+                 markdown: bool = typer.Option(False, "--markdown", help="Print the README's Markdown table.")) -> None:
+    """The config short names with their official checkpoints: training data, reported accuracy and where the
+    weights are published (from mmaction2's model-zoo metadata; nothing is downloaded)."""
+    from zsar.extract.encoder_zoo import encoder_zoo, zoo_markdown, zoo_text
+
+    entries = encoder_zoo()
+    if as_json:
+        typer.echo(json.dumps([e.to_dict() for e in entries], indent=2))
+    else:
+        typer.echo(zoo_markdown(entries) if markdown else zoo_text(entries))
 
 
 @extract_app.command("skeleton", cls=_Command)

@@ -58,3 +58,21 @@ def test_real_nw_ucla_sequences_including_anomalies(shared):
         x = np.asarray(json.loads((folder / f"{name}.json").read_text())["skeletons"], dtype=np.float32)
         out = enc.encode(x[None])
         assert np.isfinite(out).all() and out.shape == (366,)
+
+
+def test_extraction_without_an_encoder_uses_the_sources_joint_layout(tmp_path):
+    """A 17-joint COCO source: the default statistics encoder takes the source's layout, so no row fails."""
+    import pandas as pd
+
+    from zsar.datasets.source import SampleSource
+    from zsar.extract.skeleton import extract_skeleton_stats
+    from zsar.features.reader import FeatureCache
+
+    rng = np.random.default_rng(0)
+    data = [rng.normal(size=(1, 12, 17, 2)).astype(np.float32) for _ in range(3)]
+    meta = pd.DataFrame({"sample_id": ["a", "b", "c"], "label": [0, 1, 0], "split": ["train", "train", "test"],
+                         "source": ["a", "b", "c"]})
+    source = SampleSource("coco", ["x", "y"], meta, lambda i: data[i], layout="coco_17")
+    cache = FeatureCache(extract_skeleton_stats(source, tmp_path / "c.h5", progress=False))
+    assert (cache.metadata["status"] == "ok").all()
+    assert cache.header.encoder_config["layout"] == "coco_17"

@@ -76,18 +76,21 @@ def prepare_stream_cache(config: StreamExperimentConfig, out: Path, progress: bo
     streams = build_streams(source, recipe, splits=("train", "val", "test") if d.validation_fraction else
                             ("train", "test"))
     w = config.extract
-    encoder, tag = _window_encoder(config, int(next(s.keypoints.shape[-1] for s in streams.streams)))
+    encoder, tag = _window_encoder(config, int(next(s.keypoints.shape[-1] for s in streams.streams)), source.layout)
     path = out / "cache" / f"streams__{tag}_w{w.window}_s{w.stride}.h5"
     return extract_stream_windows(streams, path, encoder, w.window, w.stride, progress=progress)
 
 
-def _window_encoder(config: StreamExperimentConfig, channels: int):
+def _window_encoder(config: StreamExperimentConfig, channels: int, layout: str | None):
     """The per-frame encoder the config asks for, and a tag for its cache's file name."""
     from zsar.extract.stream_windows import network_temporal, network_windows, stats_windows
 
     w = config.extract
     if w.checkpoint is None:
-        return stats_windows(channels=channels), "skeleton-stats"
+        from zsar.extract.skeleton_stats import SkeletonStatsConfig, SkeletonStatsEncoder
+
+        stats = SkeletonStatsEncoder(SkeletonStatsConfig(layout=layout or SkeletonStatsConfig.layout))
+        return stats_windows(stats, channels=channels), "skeleton-stats"
     from zsar.extract.skeleton_encoder import SkeletonEncoder
     from zsar.features.fingerprint import file_sha256
 

@@ -22,7 +22,7 @@ from zsar.datasets.source import SampleSource
 from zsar.errors import ZsarError
 from zsar.extract.isolation import encode_isolating, problem_text
 from zsar.extract.skeleton_encoder import SkeletonEncoder
-from zsar.extract.skeleton_stats import SkeletonStatsEncoder
+from zsar.extract.skeleton_stats import SkeletonStatsConfig, SkeletonStatsEncoder
 from zsar.features.fingerprint import file_sha256
 from zsar.features.schema import CacheHeader
 from zsar.features.writer import CacheWriter
@@ -99,7 +99,8 @@ def stats_encoder(source: SampleSource, encoder: SkeletonStatsEncoder) -> BatchE
 def extract_skeleton_stats(source: SampleSource, cache_path: str | Path, encoder: SkeletonStatsEncoder | None = None,
                            batch_size: int = 64, overwrite: bool = False, progress: bool = True) -> Path:
     """The training-free statistics baseline over every sample."""
-    return extract_skeleton(source, cache_path, stats_encoder(source, encoder or SkeletonStatsEncoder()),
+    encoder = encoder or SkeletonStatsEncoder(SkeletonStatsConfig(layout=source.layout or SkeletonStatsConfig.layout))
+    return extract_skeleton(source, cache_path, stats_encoder(source, encoder),
                             batch_size, overwrite, progress)
 
 

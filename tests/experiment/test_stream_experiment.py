@@ -107,3 +107,11 @@ def test_an_encoder_trained_on_a_held_out_class_is_refused(tmp_path):
     check_leakage(cache, [HeldOut("fine", (2,))])
     with pytest.raises(ZsarError, match=r"trained on held-out classes \['b'\]"):
         check_leakage(cache, [HeldOut("fine", (2,)), HeldOut("leaky", (1, 2))])
+
+
+def test_loader_file_options_resolve_against_the_config_folder(tmp_path):
+    (tmp_path / "names.txt").write_text("a\nb\n")
+    config = stream_config_from_dict({"name": "x", "splits": {"held_out": [[1]]}}, base_dir=str(tmp_path))
+    options = config.loader_options({"class_names": "names.txt", "layout": "coco_17"})
+    assert options == {"class_names": str(tmp_path / "names.txt"), "layout": "coco_17"}
+    assert config.loader_options({"class_names": "ntu60"}) == {"class_names": "ntu60"}  # a built-in list stays

@@ -144,6 +144,9 @@ class EvaluateConfig:
     threads: int = 0  # CPU threads of head training and scoring; 0: the cores other processes leave free
 
 
+LOADER_PATH_OPTIONS = ("class_names",)  # [data] options of the skeleton loaders that name files
+
+
 class ConfigFile:
     """What every experiment config does with its `base_dir`: resolve relative paths, and leave it out of records."""
 
@@ -155,6 +158,16 @@ class ConfigFile:
             return None
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def loader_options(self, options: dict) -> dict:
+        """A dataset loader's options with file names (`class_names`) resolved against the config's folder; a
+        value naming no file there (a built-in class list, an absolute path) stays as given."""
+        out = dict(options)
+        for key in LOADER_PATH_OPTIONS:
+            value = out.get(key)
+            if isinstance(value, str) and not Path(value).expanduser().is_absolute() and self.resolve(value).exists():
+                out[key] = str(self.resolve(value))
+        return out
 
     def to_dict(self) -> dict:
         from dataclasses import asdict

@@ -48,7 +48,8 @@ def open_source(config: ExperimentConfig) -> SampleSource | None:
     if config.data.source == "synthetic":
         return synthetic_source(build_config(SyntheticConfig, config.data.synthetic, "[data.synthetic]"))
     if config.data.source == "skeleton":
-        return open_skeleton_dataset(config.resolve(config.data.dataset), config.data.format, **config.data.options)
+        return open_skeleton_dataset(config.resolve(config.data.dataset), config.data.format,
+                                     **config.loader_options(config.data.options))
     return None
 
 

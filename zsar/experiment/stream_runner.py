@@ -37,7 +37,7 @@ def _trimmed_source(config: StreamExperimentConfig) -> SampleSource:
     else:
         from zsar.datasets.skeleton_datasets import open_skeleton_dataset
 
-        source = open_skeleton_dataset(config.resolve(d.dataset), d.format, **d.options)
+        source = open_skeleton_dataset(config.resolve(d.dataset), d.format, **config.loader_options(d.options))
     meta = source.metadata.copy()
     train = np.flatnonzero((meta["split"] == "train").to_numpy())
     n_val = round(d.validation_fraction * len(train))

@@ -14,6 +14,8 @@ waits for a thread that is not running. So:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import time
@@ -69,3 +71,36 @@ def use_threads(requested: int = 0) -> int:
         torch.set_num_threads(threads)
     log.info("CPU threads: %d (%s)", threads, "asked for" if requested > 0 else f"free of {usable_cores()} usable")
     return threads
+
+
+@contextlib.contextmanager
+def torch_scope(threads: int | None = None, flush_denormal: bool = False):
+    """torch's process-wide settings for one piece of work, restored after it: the global random generator (forked:
+    seeding inside the block does not change what later code draws), the CPU thread count (when given) and
+    denormal flushing (when asked for; turned off after, torch's default, as torch cannot report the old state)."""
+    import torch
+
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    before = torch.get_num_threads()
+    with torch.random.fork_rng(devices=devices):
+        if threads:
+            torch.set_num_threads(threads)
+        if flush_denormal:
+            torch.set_flush_denormal(True)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+            if flush_denormal:
+                torch.set_flush_denormal(False)
+
+
+def keeps_torch_state(function):
+    """`function` run inside `torch_scope()`: its seeding leaves the global random generator as it found it."""
+    @functools.wraps(function)
+    def scoped(*args, **kwargs):
+        with torch_scope():
+            return function(*args, **kwargs)
+
+    scoped.__wrapped_by_torch_scope__ = True
+    return scoped

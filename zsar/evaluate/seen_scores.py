@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from zsar.compute import keeps_torch_state
 from zsar.features.reader import FeatureSet
 from zsar.heads.minibatch import train_minibatches
 from zsar.scoring import label_positions
@@ -51,6 +52,7 @@ def seen_class_logits(fit: FeatureSet, query: FeatureSet, classes, seed: int = 0
     return _TRAINED[key].copy(), "softmax classifier trained on the cache"
 
 
+@keeps_torch_state
 def _train_and_score(fit: FeatureSet, query: FeatureSet, classes, seed: int, epochs: int) -> np.ndarray:
     mean, std = fit.embeddings.mean(0), fit.embeddings.std(0) + 1e-6
     x = torch.from_numpy(((fit.embeddings - mean) / std).astype(np.float32))

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from zsar.atomic import atomic_target, write_text_atomic
 from zsar.class_lists.splits import ZeroShotSplit
+from zsar.compute import torch_scope
 from zsar.datasets.layouts import get_layout
 from zsar.datasets.source import SampleSource
 from zsar.errors import ZsarError
@@ -122,14 +123,19 @@ def train_skeleton_encoder(source: SampleSource, split: ZeroShotSplit, out_dir: 
     rows = seen_training_rows(source, split, train_split)
     run_key = config_hash({"config": config.to_dict(), "split": split.to_dict(), "dataset": source.name,
                            "samples": source.metadata["sample_id"].iloc[rows].tolist()})
-    best_path, last_path = out / "best.pth", out / "last.pth"
+    best_path = out / "best.pth"
     if _finished(best_path, run_key):
         log.info("encoder already trained for this split and options: %s", best_path)
         return best_path
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.set_flush_denormal(True)  # tiny weights otherwise slow CPU training down several times
+    # tiny weights otherwise slow CPU training down several times: denormals flushed, inside the scope only
+    with torch_scope(config.threads or None, flush_denormal=True):
+        return _train(source, split, rows, run_key, out, config, train_split, progress)
 
+
+def _train(source: SampleSource, split: ZeroShotSplit, rows, run_key: str, out: Path, config: EncoderTrainConfig,
+           train_split: str, progress: bool) -> Path:
+    """Training (resumed from `last.pth` when it belongs to this run), then `best.pth` and the training log."""
+    best_path, last_path = out / "best.pth", out / "last.pth"
     data = _training_data(source, rows, config, progress)
     fit, val = stratified_holdout(data.labels, config.val_fraction, config.seed)
     data.encoder.init_weights()

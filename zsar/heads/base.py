@@ -12,6 +12,7 @@ import numpy as np
 
 from zsar import __version__
 from zsar.atomic import atomic_target, write_text_atomic
+from zsar.compute import keeps_torch_state
 from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 from zsar.scoring import PrototypeIndex, label_positions
@@ -55,6 +56,13 @@ def check_prototypes_cover(labels: np.ndarray, prototypes: ClassPrototypes) -> N
 class Head:
     """Base class. Subclasses set `name`, `Config`, `search_space` and implement `fit`, `project`
     and `class_vectors`; scores are cosine similarities / `temperature` through `PrototypeIndex`."""
+
+    def __init_subclass__(cls, **kwargs):
+        """Every head's `fit` seeds torch inside `torch_scope`: the global generator is restored after training."""
+        super().__init_subclass__(**kwargs)
+        fit = cls.__dict__.get("fit")
+        if fit is not None and not getattr(fit, "__wrapped_by_torch_scope__", False):
+            cls.fit = keeps_torch_state(fit)
 
     name: ClassVar[str] = ""
     Config: ClassVar[type]

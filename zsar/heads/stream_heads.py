@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from zsar.atomic import atomic_target
+from zsar.compute import keeps_torch_state
 from zsar.datasets.streams import Stream
 from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
@@ -131,6 +132,7 @@ class StreamHead:
             raise ZsarError(f"{self.name}: no class prototype for trained classes {missing}")
         return classes
 
+    @keeps_torch_state
     def fit(self, streams: Sequence[Stream], prototypes: ClassPrototypes,
             after_epoch: Callable[[int, StreamHead], None] | None = None) -> StreamHead:
         """Train on every labelled frame of `streams`; `after_epoch(epoch, self)` runs after each epoch (1-based)."""

@@ -202,6 +202,21 @@ def _compose(split: str, index: int, name: str, picked: list[tuple[str, int, np.
                   keypoints=np.concatenate(chunks, axis=1), source=f"{name}/{stream_id}", parts=parts)
 
 
+def stream_classes(source: SampleSource, recipe: StreamRecipe, background_name: str | None = "background"
+                   ) -> tuple[list[str], tuple[int, ...]]:
+    """The class names of streams built from `source` and their background ids: the source's classes, plus
+    `background_name` (id = number of source classes) when the recipe asks for gaps or transitions."""
+    class_names = list(source.class_names)
+    if not recipe.has_filler or background_name is None:
+        return class_names, ()
+    if not isinstance(background_name, str) or not background_name.strip():
+        raise ZsarError(f"background_name must be a non-empty name or None, got {background_name!r}")
+    if background_name in class_names:
+        raise ZsarError(f"{source.name!r} already has a class named {background_name!r}; give the background "
+                        "class another name (background_name)")
+    return class_names + [background_name], (len(class_names),)
+
+
 def build_streams(source: SampleSource, recipe: StreamRecipe, splits=("train", "val", "test"),
                   background_name: str | None = "background") -> StreamSet:
     """Untrimmed streams of `source`'s samples, split by split (only the requested splits the metadata has).
@@ -215,18 +230,8 @@ def build_streams(source: SampleSource, recipe: StreamRecipe, splits=("train", "
     unknown = [s for s in splits if s not in SPLITS]
     if unknown or not splits:
         raise ZsarError(f"cannot build streams for splits {unknown or list(splits)}: splits are {list(SPLITS)}")
-    class_names = list(source.class_names)
-    background: tuple[int, ...] = ()
-    filler: int | None = None
-    if recipe.has_filler and background_name is not None:
-        if not isinstance(background_name, str) or not background_name.strip():
-            raise ZsarError(f"background_name must be a non-empty name or None, got {background_name!r}")
-        if background_name in class_names:
-            raise ZsarError(f"{source.name!r} already has a class named {background_name!r}; give the background "
-                            "class another name (background_name)")
-        filler = len(class_names)
-        class_names.append(background_name)
-        background = (filler,)
+    class_names, background = stream_classes(source, recipe, background_name)
+    filler = background[0] if background else None
 
     present = [s for s in splits if s in set(source.metadata["split"].astype(str))]
     if not present:

@@ -14,7 +14,7 @@ import numpy as np
 
 from zsar.atomic import writable_folder
 from zsar.datasets.source import SampleSource
-from zsar.datasets.stream_builder import StreamRecipe, build_streams
+from zsar.datasets.stream_builder import StreamRecipe, build_streams, stream_classes
 from zsar.errors import Interrupted, ZsarError
 from zsar.evaluate.report import versions
 from zsar.evaluate.segmentation_metrics import background_note
@@ -47,19 +47,16 @@ def _trimmed_source(config: StreamExperimentConfig) -> SampleSource:
                         source.class_ids, source.provenance)
 
 
-def check_held_out_early(config: StreamExperimentConfig) -> None:
-    """For streams built here, the held-out lists checked against the dataset's classes before any work."""
-    if config.data.source not in ("skeleton", "synthetic"):
-        return
-    source = _trimmed_source(config)
-    recipe = StreamRecipe(**config.streams)
-    names = list(source.class_names) + (["background"] if recipe.has_filler else [])
-    resolve_held_out(config.splits, names, (len(source.class_names),) if recipe.has_filler else ())
+def check_held_out_early(config: StreamExperimentConfig, source: SampleSource | None) -> None:
+    """For streams built here (`source` given), the held-out lists checked against their classes before any work."""
+    if source is not None:
+        resolve_held_out(config.splits, *stream_classes(source, StreamRecipe(**config.streams)))
 
 
-def prepare_stream_cache(config: StreamExperimentConfig, out: Path, progress: bool = True) -> Path:
-    """The per-frame cache the heads read: given, imported from a release, or built and extracted (resumable;
-    reused while its inputs are unchanged)."""
+def prepare_stream_cache(config: StreamExperimentConfig, out: Path, source: SampleSource | None,
+                         progress: bool = True) -> Path:
+    """The per-frame cache the heads read: given, imported from a release, or built from `source` (the trimmed
+    samples of a skeleton or synthetic experiment) and extracted (resumable; reused while its inputs are unchanged)."""
     d = config.data
     if d.source == "cache":
         return config.resolve(d.cache)
@@ -71,10 +68,8 @@ def prepare_stream_cache(config: StreamExperimentConfig, out: Path, progress: bo
                                            seed=d.validation_seed)
     from zsar.extract.stream_windows import extract_stream_windows
 
-    source = _trimmed_source(config)
-    recipe = StreamRecipe(**config.streams)
-    streams = build_streams(source, recipe, splits=("train", "val", "test") if d.validation_fraction else
-                            ("train", "test"))
+    streams = build_streams(source, StreamRecipe(**config.streams),
+                            splits=("train", "val", "test") if d.validation_fraction else ("train", "test"))
     w = config.extract
     encoder, tag = _window_encoder(config, int(next(s.keypoints.shape[-1] for s in streams.streams)), source.layout)
     path = out / "cache" / f"streams__{tag}_w{w.window}_s{w.stride}.h5"
@@ -159,8 +154,9 @@ def _report(config, cache: StreamCache, splits, runs: list[dict], protocol: Stre
 def run_stream_experiment(config: StreamExperimentConfig, out_dir: str | Path | None = None,
                           progress: bool = True) -> dict:
     out = writable_folder(Path(out_dir or config.output_dir or f"runs/{config.name}"))
-    check_held_out_early(config)
-    cache = StreamCache(prepare_stream_cache(config, out, progress))
+    source = _trimmed_source(config) if config.data.source in ("skeleton", "synthetic") else None
+    check_held_out_early(config, source)
+    cache = StreamCache(prepare_stream_cache(config, out, source, progress))
     splits = resolve_held_out(config.splits, cache.class_names, cache.background)
     check_leakage(cache, splits)
     prototypes = stream_prototypes(config, cache.class_names, cache.background, out)

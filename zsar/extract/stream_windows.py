@@ -26,7 +26,7 @@ from zsar.extract.gcn_input import whole_clip
 from zsar.extract.skeleton_encoder import SkeletonEncoder
 from zsar.extract.skeleton_stats import SkeletonStatsEncoder
 from zsar.features.schema import CacheHeader
-from zsar.features.streams import StreamCacheWriter, StreamRows, frames_entry
+from zsar.features.streams import StreamCacheWriter, StreamRows, frames_entry, row_centres
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def window_bounds(length: int, window: int, stride: int) -> tuple[np.ndarray, np
     """For a stream of `length` input frames: each output row's centre frame and its window [start, end)."""
     if window < 1 or stride < 1:
         raise ZsarError(f"window and stride must be positive, not {window} and {stride}")
-    centres = np.minimum(np.arange(0, length, stride) + stride // 2, length - 1)
+    centres = row_centres(length, stride)
     starts = np.clip(centres - window // 2, 0, max(length - window, 0))
     return centres, starts, np.minimum(starts + window, length)
 

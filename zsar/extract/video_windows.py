@@ -26,7 +26,7 @@ from zsar.extract.video_input import clip_views
 from zsar.features.fingerprint import file_sha256
 from zsar.features.inputs import source_files_digest
 from zsar.features.schema import CacheHeader
-from zsar.features.streams import StreamCacheWriter, StreamRows, frames_entry
+from zsar.features.streams import StreamCacheWriter, StreamRows, frames_entry, row_centres
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def window_frame_indices(num_frames: int, clip_len: int, frame_interval: int, st
     if min(num_frames, clip_len, frame_interval, stride) < 1:
         raise ZsarError(f"frames, clip_len, frame_interval and stride must be positive, not {num_frames}, "
                         f"{clip_len}, {frame_interval}, {stride}")
-    centres = np.minimum(np.arange(0, num_frames, stride) + stride // 2, num_frames - 1)
+    centres = row_centres(num_frames, stride)
     offsets = np.arange(clip_len) * frame_interval - (clip_len * frame_interval) // 2
     return np.clip(centres[:, None] + offsets[None, :], 0, num_frames - 1)
 
@@ -56,7 +56,7 @@ def _rows(videos: list[VideoStream], stride: int) -> tuple[list[StreamRows], lis
     rows, counts = [], []
     for video in videos:
         frames = open_video(video.path).num_frames
-        centres = np.minimum(np.arange(0, frames, stride) + stride // 2, frames - 1)
+        centres = row_centres(frames, stride)
         if video.labels is not None and len(video.labels) != frames:
             raise ZsarError(f"stream {video.stream_id!r}: {len(video.labels)} frame labels for a video of {frames} "
                             "frames", video.path)

@@ -31,6 +31,12 @@ def frames_entry(background: Sequence[int] = (), frame_rate: float | None = None
             "window": None if window is None else int(window), "stride": int(stride)}
 
 
+def row_centres(length: int, stride: int) -> np.ndarray:
+    """The input frame each row of a per-frame cache stands for: row k covers frames [k * stride, (k + 1) * stride)
+    and is labelled at that block's middle (the last row's middle cut at the stream's end)."""
+    return np.minimum(np.arange(0, length, stride) + stride // 2, length - 1)
+
+
 @dataclass(frozen=True)
 class StreamRows:
     """What the writer needs to know of one stream before its features exist: its id, split, per-row labels

@@ -74,6 +74,11 @@ def feature_statistics(streams: Sequence[Stream]) -> tuple[np.ndarray, np.ndarra
     return mean.astype(np.float32), np.maximum(spread, 1e-6).astype(np.float32)
 
 
+def standardised(features: np.ndarray, scaling: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """`features` z-scored by `scaling` = (mean, spread), or as they are when there is none."""
+    return features if scaling is None else (features - scaling[0]) / scaling[1]
+
+
 def padded_batch(streams: Sequence[Stream], positions: dict[int, int],
                  scaling: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[torch.Tensor, ...]:
     """Features [B, D, T_max] (standardised by `scaling` = (mean, spread) when given), mask [B, 1, T_max] and
@@ -85,7 +90,7 @@ def padded_batch(streams: Sequence[Stream], positions: dict[int, int],
     labels = np.full((len(streams), longest), IGNORE_INDEX, np.int64)
     for i, stream in enumerate(streams):
         n = len(stream)
-        x[i, :, :n] = (stream.features if scaling is None else (stream.features - scaling[0]) / scaling[1]).T
+        x[i, :, :n] = standardised(stream.features, scaling).T
         mask[i, 0, :n] = 1.0
         labels[i, :n] = [positions.get(int(c), IGNORE_INDEX) for c in stream.labels]
     return torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(labels)
@@ -177,8 +182,7 @@ class StreamHead:
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 2 or features.shape[1] != self.in_dim:
             raise ZsarError(f"{self.name}: features of shape {features.shape}, the head was fitted on {self.in_dim}-d")
-        if self.scaling is not None:
-            features = (features - self.scaling[0]) / self.scaling[1]
+        features = standardised(features, self.scaling)
         device = next(model.parameters()).device
         x = torch.from_numpy(np.ascontiguousarray(features.T))[None].to(device)
         mask = torch.ones((1, 1, features.shape[0]), device=device)

@@ -45,7 +45,7 @@ splits_app = _typer("Zero-shot class splits.")
 encoder_app = _typer("Train skeleton encoders on seen classes; list the built-in encoder configs.")
 extract_app = _typer("Run encoders over a dataset into a feature cache.")
 import_app = _typer("Import published feature releases as caches, splits and runs.")
-streams_app = _typer("Untrimmed streams: per-frame caches and zero-shot segmentation.")
+streams_app = _typer("Untrimmed streams: per-frame caches, zero-shot segmentation and anticipation.")
 app.add_typer(cache_app, name="cache")
 app.add_typer(encoder_app, name="encoder")
 app.add_typer(extract_app, name="extract")
@@ -207,7 +207,7 @@ def streams_run(config: Path = typer.Argument(..., metavar="CONFIG", help="Strea
                 select_on_test: bool = typer.Option(None, "--select-on-test/--select-on-validation",
                                                     help="Choose epochs on test (the released codes' protocol, "
                                                          "labelled in the report).")) -> None:
-    """Zero-shot temporal action segmentation: streams, per-frame features, text, stream heads, report."""
+    """Zero-shot segmentation or anticipation (the config's `task`): streams, features, text, heads, report."""
     from zsar.experiment.stream_runner import run_stream_config_file
 
     overrides = {} if select_on_test is None else {"select_on_test": select_on_test}

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from zsar.datasets.source import SampleSource
-from zsar.datasets.stream_builder import StreamRecipe, build_streams, describe_streams
+from zsar.datasets.stream_builder import StreamRecipe, build_streams, describe_streams, stream_script
 from zsar.datasets.synthetic import SyntheticConfig, synthetic_source
 from zsar.errors import ZsarError
 
@@ -245,6 +245,8 @@ def test_bad_shapes_and_labels_are_skipped():
     ({"transition": True}, "transition"),
     ({"no_repeat": "yes"}, "no_repeat"),
     ({"seed": -1}, "seed"),
+    ({"successors": -1}, "successors"),
+    ({"successors": 1.5}, "successors"),
     ({"streams_per_split": {"train": 0}}, "streams_per_split"),
     ({"streams_per_split": {"dev": 3}}, "streams_per_split"),
     ({"streams_per_split": [3]}, "streams_per_split"),
@@ -278,3 +280,33 @@ def test_synthetic_source_streams():
     np.testing.assert_array_equal(stream.keypoints[:, start:end], source.load(where[sample_id]))
     assert (stream.labels[start:end] == meta["label"].iloc[where[sample_id]]).all()
     assert streams.background == (16,) and streams.class_names[-1] == "background"
+
+
+def test_script_is_seeded_shared_and_never_self():
+    recipe = StreamRecipe(successors=2, seed=3)
+    script = stream_script(6, recipe)
+    assert script == stream_script(6, StreamRecipe(successors=2, seed=3, actions_per_stream=(2, 2)))
+    assert script != stream_script(6, StreamRecipe(successors=2, seed=4))
+    assert sorted(script) == list(range(6))
+    assert all(len(n) == 2 and c not in n for c, n in script.items())
+    assert stream_script(6, StreamRecipe()) == {}
+    with pytest.raises(ZsarError, match="successors"):
+        stream_script(2, recipe)
+
+
+def test_scripted_streams_follow_the_script_while_the_deck_allows():
+    source = make_source(mixed_specs(n_train=80, n_test=40, classes=5), classes=5)
+    recipe = StreamRecipe(actions_per_stream=(3, 5), successors=2, seed=1)
+    streams = build_streams(source, recipe)
+    script = stream_script(5, recipe)
+    pairs = [(int(s.labels[a[1]]), int(s.labels[b[1]])) for s in streams.streams
+             for a, b in zip(s.parts, s.parts[1:], strict=False)]
+    followed = np.mean([b in script[a] for a, b in pairs])
+    assert followed > 0.8  # random order would follow it about half the time (2 of 4 other classes)
+    random_pairs = [(int(s.labels[a[1]]), int(s.labels[b[1]]))
+                    for s in build_streams(source, StreamRecipe(actions_per_stream=(3, 5), seed=1)).streams
+                    for a, b in zip(s.parts, s.parts[1:], strict=False)]
+    assert np.mean([b in script[a] for a, b in random_pairs]) < followed
+    used = sorted(p[0] for s in streams.streams for p in s.parts)
+    assert used == sorted(source.metadata["sample_id"])  # every sample still used exactly once
+    assert streams.provenance["script"] == {str(c): list(n) for c, n in script.items()}

@@ -8,6 +8,12 @@ recipe may put `background_gap` frames of background (the previous action's last
 keypoints) and then `transition` frames that move linearly from the end pose of one action to the start pose of
 the next. Everything is drawn from the recipe's seed: the same source and recipe give the same streams.
 
+Order: by default the next action is whatever the shuffled deck deals (no activity structure). With
+`successors = k` the streams follow a script: every class gets k successor classes, drawn once from the seed and
+shared by all splits (`stream_script`), and the next action is the first dealt sample of a successor class of the
+previous action (any other class only when the deck has none left), so what comes next can be anticipated from
+what came before, as in real activities.
+
 Frame labels: an action's frames carry its sample's class. Gap and transition frames carry the background class,
 appended to the class names as `background_name` (id = number of source classes) whenever the recipe asks for
 gaps or transitions. With `background_name=None` no class is appended: transition frames then carry the next
@@ -53,7 +59,8 @@ class StreamRecipe:
     `background_mode`: "still" holds the previous action's last pose, "zeros" puts zero keypoints.
     `transition`: frames interpolated linearly from one action's end pose to the next action's start pose
     (after the gap), labelled background (see the module docstring when there is no background class).
-    `no_repeat`: two consecutive actions of a stream never share a class."""
+    `no_repeat`: two consecutive actions of a stream never share a class. `successors`: 0 for a random order, or
+    the number of successor classes per class of a seeded script (see the module docstring)."""
 
     actions_per_stream: tuple[int, int] = (4, 8)
     streams_per_split: dict[str, int] | None = None
@@ -61,6 +68,7 @@ class StreamRecipe:
     background_mode: str = "still"
     transition: int = 0
     no_repeat: bool = True
+    successors: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -86,9 +94,12 @@ class StreamRecipe:
                             f"{self.transition!r}")
         if not isinstance(self.no_repeat, bool | np.bool_):
             raise ZsarError(f"stream recipe: no_repeat must be true or false, got {self.no_repeat!r}")
+        if not _is_int(self.successors) or self.successors < 0:
+            raise ZsarError(f"stream recipe: successors must be a whole number >= 0, got {self.successors!r}")
         if not _is_int(self.seed) or self.seed < 0:
             raise ZsarError(f"stream recipe: seed must be a whole number >= 0, got {self.seed!r}")
         object.__setattr__(self, "transition", int(self.transition))
+        object.__setattr__(self, "successors", int(self.successors))
         object.__setattr__(self, "seed", int(self.seed))
         object.__setattr__(self, "no_repeat", bool(self.no_repeat))
 
@@ -142,13 +153,16 @@ class _Dealer:
         self.shape = data.shape[2:]
         return data
 
-    def draw(self, previous: int | None, no_repeat: bool, may_refill: bool) -> tuple[int, np.ndarray] | None:
-        """The next loadable sample (row, keypoints) whose class differs from `previous` when `no_repeat`; None
-        when the deck has none (after a refill, when allowed)."""
+    def draw(self, previous: int | None, no_repeat: bool, may_refill: bool,
+             allowed: frozenset[int] = frozenset()) -> tuple[int, np.ndarray] | None:
+        """The next loadable sample (row, keypoints): the first of a class in `allowed` when there is one, else
+        the first whose class differs from `previous` when `no_repeat`; None when the deck has none (after a
+        refill, when allowed)."""
         refilled = False
         while True:
-            pick = next((i for i, r in enumerate(self.deck) if not no_repeat or previous is None
-                         or self.label(r) != previous), None)
+            pick = next((i for i, r in enumerate(self.deck) if self.label(r) in allowed), None)
+            pick = pick if pick is not None else next((i for i, r in enumerate(self.deck) if not no_repeat
+                                                       or previous is None or self.label(r) != previous), None)
             if pick is None:
                 if not may_refill or refilled:
                     return None
@@ -202,6 +216,20 @@ def _compose(split: str, index: int, name: str, picked: list[tuple[str, int, np.
                   keypoints=np.concatenate(chunks, axis=1), source=f"{name}/{stream_id}", parts=parts)
 
 
+def stream_script(num_classes: int, recipe: StreamRecipe) -> dict[int, tuple[int, ...]]:
+    """The script of `recipe.successors`: class -> its successor classes (never itself), drawn from the recipe's
+    seed alone; empty for a random order."""
+    if not recipe.successors:
+        return {}
+    if recipe.successors >= num_classes:
+        raise ZsarError(f"stream recipe: successors = {recipe.successors} needs more than {recipe.successors} "
+                        f"classes; the source has {num_classes}")
+    rng = np.random.default_rng([recipe.seed, zlib.crc32(b"script")])
+    return {c: tuple(sorted(int(n) for n in rng.choice([o for o in range(num_classes) if o != c],
+                                                         size=recipe.successors, replace=False)))
+            for c in range(num_classes)}
+
+
 def stream_classes(source: SampleSource, recipe: StreamRecipe, background_name: str | None = "background"
                    ) -> tuple[list[str], tuple[int, ...]]:
     """The class names of streams built from `source` and their background ids: the source's classes, plus
@@ -238,6 +266,7 @@ def build_streams(source: SampleSource, recipe: StreamRecipe, splits=("train", "
         raise ZsarError(f"{source.name!r} has no samples in the splits {list(splits)} (its splits: "
                         f"{sorted(set(source.metadata['split'].astype(str)))})")
     split_of = source.metadata["split"].astype(str).to_numpy()
+    script = {c: frozenset(n) for c, n in stream_script(len(source.class_names), recipe).items()}
     lo, hi = recipe.actions_per_stream
     skipped: dict[str, str] = {}
     streams: list[Stream] = []
@@ -253,7 +282,8 @@ def build_streams(source: SampleSource, recipe: StreamRecipe, splits=("train", "
             picked: list[tuple[str, int, np.ndarray]] = []
             previous = None
             while len(picked) < size:
-                got = dealer.draw(previous, recipe.no_repeat, may_refill=wanted is not None)
+                got = dealer.draw(previous, recipe.no_repeat, may_refill=wanted is not None,
+                                  allowed=script.get(previous, frozenset()))
                 if got is None:
                     break
                 row, data = got
@@ -268,6 +298,8 @@ def build_streams(source: SampleSource, recipe: StreamRecipe, splits=("train", "
         streams.extend(built)
     provenance = {"built_from": source.name, "recipe": asdict(recipe), "splits": present,
                   "background_name": background_name if background else None, "skipped": skipped}
+    if script:
+        provenance["script"] = {str(c): sorted(n) for c, n in sorted(script.items())}
     if source.provenance:
         provenance["source_provenance"] = dict(source.provenance)
     return StreamSet(name=f"{source.name}_streams", class_names=class_names, streams=streams,

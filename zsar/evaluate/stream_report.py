@@ -26,7 +26,7 @@ def class_colour(class_id: int, background: tuple[int, ...]) -> str:
     return "#c8c8c8" if class_id in background else _PALETTE[class_id % len(_PALETTE)]
 
 
-def _stat(row: dict, key: str) -> str:
+def stat_cell(row: dict, key: str) -> str:
     value, se = row.get(key), row.get(key + "_se")
     if value is None:
         return "-"
@@ -42,13 +42,13 @@ def markdown(report: dict) -> str:
              "| head | runs | " + " | ".join(COLUMNS) + " | s/run |",
              "|---|---|" + "---|" * len(COLUMNS) + "---|"]
     for row in report["summary"]:
-        lines.append(f"| {row['head']} | {row['runs']} | " + " | ".join(_stat(row, k) for k in COLUMNS)
+        lines.append(f"| {row['head']} | {row['runs']} | " + " | ".join(stat_cell(row, k) for k in COLUMNS)
                      + f" | {row['seconds']} |")
     for title, suffix in (("Last epoch (no choice), same runs and calibration:", "_last"),
                           ("Chosen epoch without calibrated stacking (zero-shot heads), same runs:", "_plain")):
         lines += ["", title, "", "| head | " + " | ".join(COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
         for row in report["summary"]:
-            lines.append(f"| {row['head']} | " + " | ".join(_stat(row, k + suffix) for k in COLUMNS) + " |")
+            lines.append(f"| {row['head']} | " + " | ".join(stat_cell(row, k + suffix) for k in COLUMNS) + " |")
     lines += ["", "Held-out splits: " + "; ".join(f"{s['name']}: {', '.join(s['class_names'])}"
                                                   for s in report["splits"]), ""]
     return "\n".join(lines)
@@ -68,7 +68,7 @@ def timeline_svg(truth: list[int], predicted: list[int], names: list[str], held_
     return f'<svg width="{width}" height="42" xmlns="http://www.w3.org/2000/svg">{"".join(rects)}</svg>'
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def html_table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
@@ -105,12 +105,12 @@ def _per_class(report: dict) -> str:
         held = any(class_id in r["held_out"] for r in report["runs"])
         rows.append([name + (" *" if held else ""), *values])
     return "<h2>Per-class F1@50 on test (mean over runs where the class occurs; * held out in some split)</h2>" \
-        + _table(["class", *heads], rows)
+        + html_table(["class", *heads], rows)
 
 
 def html_report(report: dict) -> str:
-    summary = _table(["head", "runs", *COLUMNS, "s/run"],
-                     [[r["head"], str(r["runs"]), *(_stat(r, k) for k in COLUMNS), str(r["seconds"])]
+    summary = html_table(["head", "runs", *COLUMNS, "s/run"],
+                     [[r["head"], str(r["runs"]), *(stat_cell(r, k) for k in COLUMNS), str(r["seconds"])]
                       for r in report["summary"]])
     body = [f"<h1>Zero-shot temporal action segmentation: {html.escape(report['name'])}</h1>",
             *([f"<p><b>PARTIAL: {html.escape(report['partial'])} finished (interrupted).</b></p>"]
@@ -136,17 +136,23 @@ def runs_csv(runs: list[dict]) -> str:
     return out.getvalue()
 
 
-def write_stream_report(out_dir: str | Path, report: dict) -> dict[str, Path]:
+def write_report_files(out_dir: str | Path, report: dict, to_markdown=None, to_html=None) -> dict[str, Path]:
+    """report.json, report.md, report.html and runs.csv of a stream report (segmentation unless the Markdown and
+    HTML writers are given)."""
     out = Path(out_dir)
     return {
-        "json": write_text_atomic(out / "report.json", json.dumps(report, indent=2, default=_json_default)),
-        "markdown": write_text_atomic(out / "report.md", markdown(report)),
-        "html": write_text_atomic(out / "report.html", html_report(report)),
+        "json": write_text_atomic(out / "report.json", json.dumps(report, indent=2, default=json_default)),
+        "markdown": write_text_atomic(out / "report.md", (to_markdown or markdown)(report)),
+        "html": write_text_atomic(out / "report.html", (to_html or html_report)(report)),
         "runs": write_text_atomic(out / "runs.csv", runs_csv(report["runs"])),
     }
 
 
-def _json_default(value):
+def write_stream_report(out_dir: str | Path, report: dict) -> dict[str, Path]:
+    return write_report_files(out_dir, report)
+
+
+def json_default(value):
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

@@ -21,13 +21,13 @@ from zsar.evaluate.segmentation_metrics import background_note
 from zsar.evaluate.stream_protocol import SELECTION_METRIC, StreamProtocol, run_stream_split, summarise_runs
 from zsar.evaluate.stream_report import write_stream_report
 from zsar.experiment.streams import StreamExperimentConfig, load_stream_config, resolve_held_out
-from zsar.features.prototypes import ClassPrototypes, save_prototypes
+from zsar.features.prototypes import ClassPrototypes, load_prototypes, save_prototypes
 from zsar.features.streams import StreamCache, import_segmentation_release
 
 log = logging.getLogger(__name__)
 
 
-def _trimmed_source(config: StreamExperimentConfig) -> SampleSource:
+def trimmed_source(config: StreamExperimentConfig) -> SampleSource:
     """The trimmed samples, with a seeded fraction of the training samples set aside as validation."""
     d = config.data
     if d.source == "synthetic":
@@ -110,7 +110,9 @@ def check_leakage(cache: StreamCache, splits) -> None:
 def stream_prototypes(config: StreamExperimentConfig, class_names: list[str], background: tuple[int, ...],
                       out: Path) -> ClassPrototypes:
     """Text prototypes of every class: the action classes from their class text (built-in where the names match),
-    the background class from `[text] background`."""
+    the background class from `[text] background`; or read from `[text] prototypes`, which must hold them all."""
+    if config.text.prototypes:
+        return prototypes_from_file(config.resolve(config.text.prototypes), config.text.variant, class_names)
     from zsar.class_lists.class_text import class_text_for
     from zsar.extract.text import TextEncoder, TextSources, build_prototypes, compose
 
@@ -130,6 +132,26 @@ def stream_prototypes(config: StreamExperimentConfig, class_names: list[str], ba
                              protos.text_model, protos.text_model_sha256)
     save_prototypes(out / "cache" / f"stream_prototypes__{config.text.variant}.h5", [result])
     return result
+
+
+def prototypes_from_file(path: Path, variant: str, class_names: list[str]) -> ClassPrototypes:
+    """A prototype file's variant (its only one, else `variant`) for `class_names`, ids in their order; every
+    class missing from it is named in one error."""
+    try:
+        loaded = load_prototypes(path, variant)
+    except ZsarError as first:
+        try:
+            loaded = load_prototypes(path)  # a file of one variant, whatever its name
+        except ZsarError:
+            raise first from None
+    ids = {name: int(i) for i, name in zip(loaded.class_ids, loaded.class_names, strict=True)}
+    missing = [name for name in class_names if name not in ids]
+    if missing:
+        raise ZsarError(f"the prototype file has no prototype for classes {missing} (it has {loaded.class_names})",
+                        path)
+    picked = loaded.subset([ids[name] for name in class_names])
+    return ClassPrototypes(np.arange(len(class_names)), list(class_names), picked.vectors, picked.variant,
+                           picked.texts, picked.text_model, picked.text_model_sha256)
 
 
 def _report(config, cache: StreamCache, splits, runs: list[dict], protocol: StreamProtocol) -> dict:
@@ -153,8 +175,12 @@ def _report(config, cache: StreamCache, splits, runs: list[dict], protocol: Stre
 
 def run_stream_experiment(config: StreamExperimentConfig, out_dir: str | Path | None = None,
                           progress: bool = True) -> dict:
+    if config.task == "anticipation":
+        from zsar.experiment.anticipation_runner import run_anticipation_experiment
+
+        return run_anticipation_experiment(config, out_dir, progress)
     out = writable_folder(Path(out_dir or config.output_dir or f"runs/{config.name}"))
-    source = _trimmed_source(config) if config.data.source in ("skeleton", "synthetic") else None
+    source = trimmed_source(config) if config.data.source in ("skeleton", "synthetic") else None
     check_held_out_early(config, source)
     cache = StreamCache(prepare_stream_cache(config, out, source, progress))
     splits = resolve_held_out(config.splits, cache.class_names, cache.background)

@@ -3,6 +3,7 @@
 ```toml
 name = "nw_ucla_streams"
 seeds = [0, 1]
+task = "segmentation"         # segmentation | anticipation (the next action from the rows observed before it)
 
 [data]
 source = "skeleton"           # skeleton | synthetic (streams built from trimmed samples) | release | cache
@@ -18,6 +19,7 @@ cache = "streams.h5"          # cache: a per-frame cache (zsar streams import, o
 [streams]                     # skeleton / synthetic: StreamRecipe fields
 actions_per_stream = [2, 4]
 background_gap = [4, 12]
+successors = 0                # 2: each class is followed by one of 2 classes (a seeded script); 0: random order
 
 [extract]                     # skeleton / synthetic: sliding windows of the statistics encoder
 window = 16
@@ -28,6 +30,7 @@ mode = "windows"              # with a checkpoint: windows | temporal (the netwo
 [text]
 variant = "prompts"           # text variant of the action classes (built-in class text where the names match)
 background = ["no action", "a person standing still"]  # texts of the background class
+prototypes = "protos.h5"      # optional: a prototype file holding every class (background too) instead
 
 [splits]
 held_out = [["pick up with one hand", "drop trash"]]   # class names (or ids) held out, one list per split
@@ -35,8 +38,16 @@ random_held_out = 3           # and/or seeded random held-out sets of this size 
 random_seeds = [1, 2]         # ... one per seed
 
 [[heads]]
-name = "text_segmentation"    # or "mstcn"
+name = "text_segmentation"    # or "mstcn"; anticipation: last_segment | successor | pooled_linear | sgear
 params = { epochs = 30 }
+label = "text head"           # optional: the head's name in the report
+
+[anticipation]                # task = "anticipation" only
+tau_a = 8                     # observation ends this long before the action starts (after the encoder's window)
+observe = 32                  # and covers at most this long
+unit = "frames"               # frames | seconds (needs the cache's frame rate)
+min_observed = 4              # rows a sample needs; shorter histories are skipped and counted in the report
+examples = 6                  # test samples shown with their past and ranked predictions
 
 [evaluate]
 epoch_choice = "smoothed"     # smoothed | best | last (on the validation streams)
@@ -56,6 +67,7 @@ from zsar.errors import ZsarError
 from zsar.experiment.config import ConfigFile, build_section, read_toml
 
 DATA_SOURCES = ("skeleton", "synthetic", "release", "cache")
+TASKS = ("segmentation", "anticipation")
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,7 @@ class WindowConfig:
 class StreamTextConfig:
     variant: str = "prompts"
     model: str | None = None
+    prototypes: str | None = None  # a zsar prototype file with every class (background included) instead
     background: list = field(default_factory=lambda: ["no action", "a person standing still between actions"])
 
 
@@ -99,6 +112,23 @@ class HeldOutConfig:
 class StreamHeadSpec:
     name: str
     params: dict = field(default_factory=dict)
+    label: str | None = None  # the name in the report (to tell two settings of one head apart)
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+
+@dataclass(frozen=True)
+class AnticipationConfig:
+    tau_a: float = 8.0  # observation ends this long before the next action starts (in `unit`s)
+    observe: float = 32.0  # and covers at most this long
+    unit: str = "frames"  # frames (input frames) | seconds (needs the cache's frame rate)
+    min_observed: int = 4  # rows a sample needs; segments with less history are skipped and counted
+    examples: int = 6  # test samples listed in the report with their past and ranked predictions
+
+
+ANTICIPATION_HEADS_DEFAULT = ("last_segment", "successor", "pooled_linear", "sgear")
 
 
 @dataclass(frozen=True)
@@ -113,6 +143,7 @@ class StreamExperimentConfig(ConfigFile):
     name: str
     seeds: list = field(default_factory=lambda: [0])
     output_dir: str | None = None
+    task: str = "segmentation"
     data: StreamDataConfig = field(default_factory=StreamDataConfig)
     streams: dict = field(default_factory=dict)
     extract: WindowConfig = field(default_factory=WindowConfig)
@@ -120,15 +151,41 @@ class StreamExperimentConfig(ConfigFile):
     splits: HeldOutConfig = field(default_factory=HeldOutConfig)
     heads: list = field(default_factory=lambda: [StreamHeadSpec("mstcn"), StreamHeadSpec("text_segmentation")])
     evaluate: StreamEvaluateConfig = field(default_factory=StreamEvaluateConfig)
+    anticipation: AnticipationConfig = field(default_factory=AnticipationConfig)
     base_dir: str = "."
 
 
 _SECTIONS = {"data": StreamDataConfig, "extract": WindowConfig, "text": StreamTextConfig, "splits": HeldOutConfig,
-             "evaluate": StreamEvaluateConfig}
+             "evaluate": StreamEvaluateConfig, "anticipation": AnticipationConfig}
+
+
+def _head_problems(config: StreamExperimentConfig) -> list[str]:
+    if config.task == "anticipation":
+        from zsar.heads.anticipation_heads import ANTICIPATION_HEADS as known
+    else:
+        from zsar.heads.stream_heads import STREAM_HEADS as known
+    problems = [f"[[heads]] {h.name!r} is not a {config.task} head; choose from {sorted(known)}"
+                for h in config.heads if h.name not in known]
+    titles = [h.title for h in config.heads]
+    if len(set(titles)) < len(titles):
+        problems.append("[[heads]] repeat a head: give each setting its own `label`")
+    return problems
 
 
 def _problems(config: StreamExperimentConfig) -> list[str]:
     d, problems = config.data, []
+    if config.task not in TASKS:
+        problems.append(f"`task` must be one of {TASKS}, not {config.task!r}")
+    else:
+        problems += _head_problems(config)
+    if config.task == "anticipation":
+        from zsar.datasets.anticipation import AnticipationWindow
+
+        a = config.anticipation
+        try:
+            AnticipationWindow(a.tau_a, a.observe, a.unit, a.min_observed)
+        except ZsarError as exc:
+            problems.append(f"[anticipation] {exc}")
     if d.source not in DATA_SOURCES:
         problems.append(f"[data] source must be one of {DATA_SOURCES}, not {d.source!r}")
     if d.source in ("skeleton", "release") and not d.dataset:
@@ -162,6 +219,8 @@ def stream_config_from_dict(data: dict, source: Path | None = None, base_dir: st
         if not isinstance(heads, list) or not heads:
             raise ZsarError("`heads` must be a non-empty array of tables ([[heads]])", source)
         kwargs["heads"] = [build_section(StreamHeadSpec, h, f"heads.{i}", source) for i, h in enumerate(heads)]
+    elif data.get("task") == "anticipation":
+        kwargs["heads"] = [StreamHeadSpec(name) for name in ANTICIPATION_HEADS_DEFAULT]
     if "streams" in data and not isinstance(data["streams"], dict):
         raise ZsarError("[streams] must be a table", source)
     config = build_section(StreamExperimentConfig, {**data, **kwargs}, "experiment", source)

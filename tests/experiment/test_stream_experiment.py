@@ -115,3 +115,101 @@ def test_loader_file_options_resolve_against_the_config_folder(tmp_path):
     options = config.loader_options({"class_names": "names.txt", "layout": "coco_17"})
     assert options == {"class_names": str(tmp_path / "names.txt"), "layout": "coco_17"}
     assert config.loader_options({"class_names": "ntu60"}) == {"class_names": "ntu60"}  # a built-in list stays
+
+
+ANTICIPATION = """
+name = "tiny_anticipation"
+seeds = [0]
+task = "anticipation"
+[data]
+source = "synthetic"
+synthetic = { num_subjects = 3, repetitions = 1, test_subjects = 1, min_frames = 20, max_frames = 30 }
+validation_fraction = 0.3
+[streams]
+actions_per_stream = [3, 4]
+background_gap = [2, 4]
+successors = 2
+[extract]
+window = 8
+stride = 4
+[anticipation]
+tau_a = 2
+observe = 16
+min_observed = 1
+examples = 2
+[splits]
+held_out = [["wave left hand", "kick with right leg"]]
+[[heads]]
+name = "successor"
+[[heads]]
+name = "sgear"
+params = { epochs = 2, width = 16 }
+[[heads]]
+name = "sgear"
+label = "sgear_no_prototypes"
+params = { epochs = 2, width = 16, prototypes = false }
+"""
+
+
+def test_an_anticipation_experiment_runs_end_to_end_and_reports(tmp_path):
+    (tmp_path / "exp.toml").write_text(ANTICIPATION)
+    result = CliRunner().invoke(app, ["streams", "run", str(tmp_path / "exp.toml"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["task"] == "anticipation"
+    assert [r["head"] for r in report["runs"]] == ["successor", "sgear", "sgear_no_prototypes"]
+    assert report["comparisons"][0]["head"] == "sgear" and report["comparisons"][0]["baseline"] == "successor"
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "Zero-shot action anticipation" in text and "recall5_unseen" in text and "Examples" in text
+    assert "skipped" in report["samples_note"].lower()
+    assert (tmp_path / "out" / "runs.csv").read_text().count("\n") == 4
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"task": "forecast"}, "`task` must be one of"),
+    ({"task": "anticipation", "heads": [{"name": "mstcn"}]}, "not a anticipation head"),
+    ({"heads": [{"name": "sgear"}]}, "not a segmentation head"),
+    ({"task": "anticipation", "anticipation": {"unit": "rows"}}, r"\[anticipation\] anticipation unit"),
+    ({"task": "anticipation", "anticipation": {"tau_a": -2}}, "tau_a >= 0"),
+    ({"task": "anticipation", "heads": [{"name": "sgear"}, {"name": "sgear"}]}, "own `label`"),
+])
+def test_anticipation_config_mistakes_are_named_before_any_work(change, message):
+    with pytest.raises(ZsarError, match=message):
+        stream_config_from_dict({"name": "x", "splits": {"held_out": [[1]]}} | change)
+
+
+def test_anticipation_configs_get_the_anticipation_heads_by_default():
+    config = stream_config_from_dict({"name": "x", "task": "anticipation", "splits": {"held_out": [[1]]}})
+    assert [h.name for h in config.heads] == ["last_segment", "successor", "pooled_linear", "sgear"]
+    from pathlib import Path
+
+    shipped = load_stream_config(Path(__file__).parents[2] / "experiments" / "nw_ucla_anticipation.toml")
+    assert shipped.task == "anticipation" and shipped.streams["successors"] == 2
+
+
+def test_a_prototype_file_missing_a_class_is_named(tmp_path):
+    import numpy as np
+
+    from zsar.experiment.stream_runner import prototypes_from_file
+    from zsar.features.prototypes import ClassPrototypes, save_prototypes
+
+    names = ["a", "b", "background"]
+    protos = ClassPrototypes(np.arange(2), names[:2], np.ones((2, 4), np.float32), "names", [["a"], ["b"]], "toy")
+    path = save_prototypes(tmp_path / "p.h5", [protos])
+    with pytest.raises(ZsarError, match=r"no prototype for classes \['background'\]") as error:
+        prototypes_from_file(path, "motion", names)
+    assert "p.h5" in str(error.value)
+    whole = prototypes_from_file(path, "motion", ["b", "a"])
+    assert whole.class_names == ["b", "a"] and whole.class_ids.tolist() == [0, 1]
+
+
+def test_a_whole_stream_network_cache_is_refused_for_anticipation():
+    from types import SimpleNamespace
+
+    from zsar.experiment.anticipation_runner import row_geometry
+
+    cache = SimpleNamespace(path="c.h5", header=SimpleNamespace(encoder="stgcn:temporal", frames={"stride": 4}))
+    with pytest.raises(ZsarError, match="see only the past"):
+        row_geometry(cache)
+    cache.header.encoder = "stgcn"
+    assert row_geometry(cache).stride == 4 and row_geometry(cache).window is None

@@ -125,9 +125,10 @@ def stream_samples(stream: Stream, index: int, window: AnticipationWindow, geome
     background = set(background)
     runs = segments(stream.labels)
     actions = [r for r in runs if r[0] >= 0 and r[0] not in background]
-    skipped["background or unlabelled segments"] += len(runs) - len(actions)
+    if len(runs) > len(actions):
+        skipped["background or unlabelled segments"] += len(runs) - len(actions)
     if len(runs) == 1:
-        skipped["segments of single-segment streams"] += len(actions)
+        skipped["segments of single-segment streams"] += 1
         return []
     seen_until = geometry.last_frame_seen(np.arange(len(stream)))
     samples = []

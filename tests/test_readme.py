@@ -26,7 +26,7 @@ EXPERIMENT_TABLES = {"": exp_config.ExperimentConfig, "[data]": exp_config.DataC
 STREAM_TABLES = {"": stream_config.StreamExperimentConfig, "[data]": stream_config.StreamDataConfig,
                  "[extract]": stream_config.WindowConfig, "[text]": stream_config.StreamTextConfig,
                  "[splits]": stream_config.HeldOutConfig, "[[heads]]": stream_config.StreamHeadSpec,
-                 "[evaluate]": stream_config.StreamEvaluateConfig}
+                 "[evaluate]": stream_config.StreamEvaluateConfig, "[anticipation]": stream_config.AnticipationConfig}
 
 
 def readme() -> str:
@@ -225,8 +225,10 @@ def test_method_notes_speed_and_internals_live_in_docs():
 
 def test_head_descriptions_name_every_registered_head():
     from zsar.heads import HEAD_CLASSES
+    from zsar.heads.anticipation_heads import ANTICIPATION_HEADS
     from zsar.heads.stream_heads import STREAM_HEADS
 
-    for registry, spec in ((HEAD_CLASSES, exp_config.HeadSpec), (STREAM_HEADS, stream_config.StreamHeadSpec)):
+    for registry, spec in ((HEAD_CLASSES, exp_config.HeadSpec),
+                           (STREAM_HEADS | ANTICIPATION_HEADS, stream_config.StreamHeadSpec)):
         text = ck.DESCRIPTIONS[spec]["name"]
         assert set(re.findall(r"`(\w+)`", text)) == set(registry), spec.__name__

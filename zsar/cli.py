@@ -190,14 +190,16 @@ def leaderboard(config: Path = typer.Argument(..., metavar="CONFIG",
 @app.command(cls=_Command)
 def demo(out: Path = typer.Option(Path("runs/demo"), metavar="DIR", help="Output folder.")) -> None:
     """Run the built-in experiments on built-in synthetic skeleton data: zero-shot recognition of trimmed samples,
-    then zero-shot segmentation of untrimmed streams built from them (in OUT/streams)."""
+    then zero-shot segmentation of untrimmed streams built from them (in OUT/streams) and anticipation of the next
+    action in scripted streams (in OUT/anticipation)."""
     from zsar.experiment.runner import builtin_config_path, run_demo
     from zsar.experiment.stream_runner import run_stream_config_file
 
     _print_summary(_interruptible(lambda: run_demo(out)), out)
-    report = _interruptible(lambda: run_stream_config_file(builtin_config_path("demo_streams"), out / "streams"))
-    typer.echo(Path(report["files"]["markdown"]).read_text(encoding="utf-8"))
-    typer.echo(f"stream report: {report['files']['html']}")
+    for config, folder in (("demo_streams", "streams"), ("demo_anticipation", "anticipation")):
+        report = _interruptible(lambda c=config, f=folder: run_stream_config_file(builtin_config_path(c), out / f))
+        typer.echo(Path(report["files"]["markdown"]).read_text(encoding="utf-8"))
+        typer.echo(f"{folder} report: {report['files']['html']}")
 
 
 @streams_app.command("run", cls=_Command)

@@ -34,6 +34,7 @@ from zsar.experiment.config import (
     TextConfig,
 )
 from zsar.experiment.streams import (
+    AnticipationConfig,
     HeldOutConfig,
     StreamDataConfig,
     StreamEvaluateConfig,
@@ -136,15 +137,20 @@ DESCRIPTIONS: dict[type, dict[str, str]] = {
         "name": "The experiment's name; the default output folder is `runs/<name>`.",
         "seeds": "Head training seeds (a non-empty list of integers).",
         "output_dir": "Output folder; `zsar streams run --out` overrides it. Not set: `runs/<name>`.",
+        "task": '`"segmentation"` (label every frame) or `"anticipation"` (the next action from the rows observed '
+                "before it).",
         "data": "Where the streams come from: trimmed skeleton samples, synthetic data, a segmentation feature "
                 "release or a per-frame cache.",
         "streams": "skeleton / synthetic: `StreamRecipe` fields (`actions_per_stream`, `streams_per_split`, "
-                   "`background_gap`, `background_mode`, `transition`, `no_repeat`, `seed`) as a `[streams]` table.",
+                   "`background_gap`, `background_mode`, `transition`, `no_repeat`, `successors`, `seed`) as a "
+                   "`[streams]` table; `successors = k` orders actions by a seeded script (k successor classes "
+                   "per class), `0` at random.",
         "extract": "skeleton / synthetic: the per-frame features, sliding windows of an encoder.",
         "text": "Text of the action classes and of the background class.",
         "splits": "The held-out class sets, one per split.",
         "heads": "The stream heads to run, one `[[heads]]` table each.",
         "evaluate": "Model selection and the report.",
+        "anticipation": "task = anticipation: the observation window.",
     },
     StreamDataConfig: {
         "source": '`"skeleton"`, `"synthetic"` (streams built from trimmed samples), `"release"` (a segmentation '
@@ -172,6 +178,8 @@ DESCRIPTIONS: dict[type, dict[str, str]] = {
         "variant": "Text variant of the action classes (the built-in class text where the names match).",
         "model": "A local sentence-transformers folder. Not set: the packaged all-MiniLM-L6-v2.",
         "background": "Texts of the background class.",
+        "prototypes": "Optional: a zsar prototype file holding every class (background too) instead of embedding "
+                      "text; a missing class is named in the error.",
     },
     HeldOutConfig: {
         "held_out": 'Class names (or ids) held out, one list per split, e.g. `[["pick up with one hand", '
@@ -180,8 +188,18 @@ DESCRIPTIONS: dict[type, dict[str, str]] = {
         "random_seeds": "... one per seed (needed with `random_held_out`).",
     },
     StreamHeadSpec: {
-        "name": "The stream head: `mstcn` or `text_segmentation`.",
+        "name": "The stream head: `mstcn` or `text_segmentation`; anticipation: `last_segment`, `successor`, "
+                "`pooled_linear` or `sgear`.",
         "params": "Parameters of the head, e.g. `{ epochs = 30 }`.",
+        "label": "Optional: the head's name in the report (two settings of one head need two labels).",
+    },
+    AnticipationConfig: {
+        "tau_a": "Observation ends this long before the next action starts, after the encoder's window (in "
+                 "`unit`s).",
+        "observe": "And covers at most this long.",
+        "unit": '`"frames"` (input frames) or `"seconds"` (needs the cache\'s frame rate).',
+        "min_observed": "Rows a sample needs; segments with less history are skipped and counted in the report.",
+        "examples": "Test samples listed in the report with their recent actions and ranked predictions.",
     },
     StreamEvaluateConfig: {
         "epoch_choice": "The training length from the validation streams: `smoothed`, `best` or `last`.",

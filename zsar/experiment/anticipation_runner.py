@@ -4,13 +4,12 @@ and seed; the report is rewritten after each run, so an interrupted experiment l
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from zsar.atomic import writable_folder
 from zsar.datasets.anticipation import AnticipationWindow, RowGeometry
-from zsar.errors import Interrupted, ZsarError
+from zsar.errors import ZsarError
 from zsar.evaluate.anticipation_protocol import (
     SELECTION_METRIC,
     AnticipationProtocol,
@@ -23,6 +22,7 @@ from zsar.experiment.stream_runner import (
     check_held_out_early,
     check_leakage,
     prepare_stream_cache,
+    run_plan,
     stream_prototypes,
     trimmed_source,
 )
@@ -85,22 +85,10 @@ def run_anticipation_experiment(config: StreamExperimentConfig, out_dir: str | P
     prototypes = stream_prototypes(config, cache.class_names, cache.background, out)
     streams = cache.load_streams()
     plan = [(h, s, seed) for h in config.heads for s in splits for seed in config.seeds]
-    runs: list[dict] = []
-    started = time.perf_counter()
-    try:
-        for head, split, seed in plan:
-            runs.append(run_anticipation_split(streams, prototypes, cache.background, head.name, head.params, split,
-                                               seed, protocol, label=head.title))
-            if progress:
-                _print_run(runs[-1], len(runs), len(plan), time.perf_counter() - started)
-            write_anticipation_report(out, _report(config, cache, splits, runs, protocol))
-    except KeyboardInterrupt:
-        report = _report(config, cache, splits, runs, protocol) | {"partial": f"{len(runs)} of {len(plan)} runs"}
-        files = write_anticipation_report(out, report) if runs else {}
-        raise Interrupted(len(runs), len(plan), files.get("html")) from None
-    report = _report(config, cache, splits, runs, protocol)
-    report["files"] = {k: str(v) for k, v in write_anticipation_report(out, report).items()}
-    return report
+    return run_plan(plan, lambda head, split, seed: run_anticipation_split(
+        streams, prototypes, cache.background, head.name, head.params, split, seed, protocol, label=head.title),
+        lambda runs: _report(config, cache, splits, runs, protocol), write_anticipation_report, out,
+        _print_run if progress else None)
 
 
 def _print_run(run: dict, done: int, total: int, seconds: float) -> None:

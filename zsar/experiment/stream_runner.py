@@ -190,21 +190,29 @@ def run_stream_experiment(config: StreamExperimentConfig, out_dir: str | Path | 
     ev = config.evaluate
     protocol = StreamProtocol(ev.epoch_choice, ev.select_on_test, ev.timelines)
     plan = [(h, s, seed) for h in config.heads for s in splits for seed in config.seeds]
+    return run_plan(plan, lambda head, split, seed: run_stream_split(
+        streams, prototypes, cache.background, head.name, head.params, split, seed, protocol),
+        lambda runs: _report(config, cache, splits, runs, protocol), write_stream_report, out,
+        _print_run if progress else None)
+
+
+def run_plan(plan: list, run_one, report_of, write, out: Path, print_run=None) -> dict:
+    """Every (head, split, seed) of `plan` through `run_one`; the report (`report_of(runs)`, written by `write`) is
+    rewritten after each run, and an interruption writes the finished runs as a partial report."""
     runs: list[dict] = []
     started = time.perf_counter()
     try:
         for head, split, seed in plan:
-            runs.append(run_stream_split(streams, prototypes, cache.background, head.name, head.params, split, seed,
-                                         protocol))
-            if progress:
-                _print_run(runs[-1], len(runs), len(plan), time.perf_counter() - started)
-            write_stream_report(out, _report(config, cache, splits, runs, protocol))
+            runs.append(run_one(head, split, seed))
+            if print_run is not None:
+                print_run(runs[-1], len(runs), len(plan), time.perf_counter() - started)
+            write(out, report_of(runs))
     except KeyboardInterrupt:
-        report = _report(config, cache, splits, runs, protocol) | {"partial": f"{len(runs)} of {len(plan)} runs"}
-        files = write_stream_report(out, report) if runs else {}
+        report = report_of(runs) | {"partial": f"{len(runs)} of {len(plan)} runs"}
+        files = write(out, report) if runs else {}
         raise Interrupted(len(runs), len(plan), files.get("html")) from None
-    report = _report(config, cache, splits, runs, protocol)
-    report["files"] = {k: str(v) for k, v in write_stream_report(out, report).items()}
+    report = report_of(runs)
+    report["files"] = {k: str(v) for k, v in write(out, report).items()}
     return report
 
 

@@ -34,7 +34,7 @@ from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.anticipation_models import PrototypeAnticipator, anticipation_loss, unit
 from zsar.heads.base import build_config
-from zsar.heads.stream_heads import feature_statistics, standardised
+from zsar.heads.stream_heads import feature_statistics, read_head_file, standardised
 from zsar.heads.torch_device import torch_threads, training_device
 
 
@@ -186,13 +186,7 @@ class AnticipationHead:
 
     @classmethod
     def load(cls, path: str | Path) -> AnticipationHead:
-        try:
-            payload = torch.load(Path(path), map_location="cpu", weights_only=False)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear error
-            raise ZsarError(f"cannot read the anticipation head file: {exc}", path) from exc
-        head_cls = ANTICIPATION_HEADS.get(payload.get("head") if isinstance(payload, dict) else None)
-        if head_cls is None or (cls is not AnticipationHead and head_cls is not cls):
-            raise ZsarError(f"not a {cls.name} head file", path)
+        payload, head_cls = read_head_file(path, cls, AnticipationHead, ANTICIPATION_HEADS, "anticipation")
         head = head_cls(AnticipationHeadConfig(**payload["config"]))
         head.classes = np.asarray(payload["classes"], np.int64)
         head.in_dim, head.length, head.scaling, head.extra = (payload["in_dim"], payload["length"],

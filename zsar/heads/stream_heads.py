@@ -96,6 +96,19 @@ def padded_batch(streams: Sequence[Stream], positions: dict[int, int],
     return torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(labels)
 
 
+def read_head_file(path: str | Path, cls: type, base: type, registry: dict, kind: str) -> tuple[dict, type]:
+    """A saved head file's payload and the registered class it names; an unreadable file, or one of another head
+    than `cls` (any head of `registry` when `cls` is `base`), is one clear error naming the file."""
+    try:
+        payload = torch.load(Path(path), map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear error
+        raise ZsarError(f"cannot read the {kind} head file: {exc}", path) from exc
+    head_cls = registry.get(payload.get("head") if isinstance(payload, dict) else None)
+    if head_cls is None or (cls is not base and head_cls is not cls):
+        raise ZsarError(f"not a {cls.name} head file", path)
+    return payload, head_cls
+
+
 class StreamHead:
     """Base of the stream heads: the training loop, snapshots, scoring and files."""
 
@@ -213,13 +226,7 @@ class StreamHead:
 
     @classmethod
     def load(cls, path: str | Path) -> StreamHead:
-        try:
-            payload = torch.load(Path(path), map_location="cpu", weights_only=False)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear error
-            raise ZsarError(f"cannot read the stream head file: {exc}", path) from exc
-        head_cls = STREAM_HEADS.get(payload.get("head") if isinstance(payload, dict) else None)
-        if head_cls is None or (cls is not StreamHead and head_cls is not cls):
-            raise ZsarError(f"not a {cls.name} head file", path)
+        payload, head_cls = read_head_file(path, cls, StreamHead, STREAM_HEADS, "stream")
         head = head_cls(StreamHeadConfig(**payload["config"]))
         head.classes, head.in_dim, head.text = np.asarray(payload["classes"], np.int64), payload["in_dim"], \
             payload["text"]

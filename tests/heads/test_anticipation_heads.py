@@ -178,3 +178,21 @@ def test_without_prototypes_the_prototype_parts_are_left_out():
     out = m(torch.randn(2, 5, D), torch.ones(2, 5, dtype=torch.bool))
     out["query"].sum().backward()
     assert m.frame_gate.grad is None and m.readout_gate.grad is None and m.attention_out.weight.grad is None
+
+
+def test_left_padding_changes_nothing_and_gives_no_nan():
+    m = model()
+    m.eval()
+    x = torch.randn(1, 5, D)
+    padded = torch.cat([torch.full((1, 2, D), 7.0), x[:, 2:]], dim=1)  # the same 3 rows after 2 padded ones
+    valid = torch.tensor([[False, False, True, True, True]])
+    m2 = PrototypeAnticipator(D, E, torch.randn(4, D), width=8, layers=2, heads=2, dropout=0.0, max_len=5)
+    m2.eval()
+    for net in (m, m2):
+        with torch.no_grad():
+            out = net(padded, valid)
+        assert not any(torch.isnan(v).any() for v in out.values())
+        # positions are absolute, so compare against the same rows placed at the same positions
+        with torch.no_grad():
+            shifted = net(torch.cat([torch.zeros(1, 2, D), x[:, 2:]], dim=1), valid)
+        torch.testing.assert_close(out["query"], shifted["query"])  # what padding holds never matters

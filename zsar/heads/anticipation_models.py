@@ -88,6 +88,15 @@ class PrototypeAnticipator(nn.Module):
         read = (weights @ ph.unsqueeze(0)).transpose(1, 2).reshape(b, t, w)
         return self.attention_out(read)
 
+    def attention_mask(self, valid: torch.Tensor) -> torch.Tensor:
+        """[B * heads, T, T] True where attention is blocked: later steps (causal) and padding, except that every
+        step may attend to itself, so no row is fully blocked (a fully blocked row is NaN in some torch versions);
+        real steps never read padding."""
+        b, t = valid.shape
+        causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=valid.device), diagonal=1)
+        blocked = (causal[None] | ~valid[:, None, :]) & ~torch.eye(t, dtype=torch.bool, device=valid.device)[None]
+        return blocked.repeat_interleave(self.heads, dim=0)
+
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
         """`x` [B, T, D] right-aligned windows, `valid` [B, T] bool. Returns the embedded inputs `frames`, the
         decoder's step predictions `predicted` [B, T, W], z, the similarities `s` of the detached z to the
@@ -98,9 +107,7 @@ class PrototypeAnticipator(nn.Module):
         if self.use_prototypes:
             gate = torch.sigmoid(self.frame_gate)
             frames = gate * frames + (1 - gate) * self.prototype_attention(frames, protos)
-        t = x.shape[1]
-        causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=x.device), diagonal=1)
-        hidden = self.decoder(frames + self.position[:t], mask=causal, src_key_padding_mask=~valid)
+        hidden = self.decoder(frames + self.position[:x.shape[1]], mask=self.attention_mask(valid))
         z = hidden[:, -1]
         s = unit(z.detach()) @ unit(self.embedded_prototypes(embedding_fixed=True)[1]).T  # [B, C]: moves P only
         mixed = z

@@ -18,6 +18,7 @@ from zsar.datasets.anticipation import (
 )
 from zsar.datasets.streams import Stream
 from zsar.errors import ZsarError
+from zsar.extract.stream_windows import window_bounds
 
 BG = 9
 
@@ -81,7 +82,7 @@ def test_single_segment_streams_and_short_histories_are_counted():
     samples, skipped = anticipation_samples([stream([2] * 8), stream([0, 0, 1, 1, 1])],
                                             AnticipationWindow(tau_a=0, observe=4, min_observed=3), RowGeometry(), ())
     assert samples == []
-    assert skipped == {"segments of single-segment streams": 1, "history shorter than 3 rows": 2}
+    assert skipped == {"single-segment streams": 1, "history shorter than 3 rows": 2}
 
 
 def test_a_tau_a_longer_than_every_history_is_one_clear_error():
@@ -107,3 +108,34 @@ def test_seconds_need_a_frame_rate_and_bad_windows_are_refused():
     for bad in ({"unit": "rows"}, {"tau_a": -1}, {"observe": 0}, {"min_observed": 0}, {"min_observed": 1.5}):
         with pytest.raises(ZsarError):
             AnticipationWindow(**bad)
+
+
+@pytest.mark.parametrize("window, stride, tau", [(16, 2, 0), (16, 2, 8), (8, 4, 3), (5, 1, 0), (21, 3, 10)])
+def test_no_observed_row_reads_a_frame_of_its_action_by_the_extractors_own_windows(window, stride, tau):
+    """The oracle is independent of the sampler: the extractor's windows (`window_bounds`) over frame-level
+    labels; every observed row's window must end more than tau frames before its action's first frame."""
+    rng = np.random.default_rng(window * 100 + stride * 10 + tau)
+    checked = 0
+    for _ in range(15):
+        frame_labels = np.repeat(rng.integers(0, 4, size=6), rng.integers(4, 40, size=6))
+        centres, _, ends = window_bounds(len(frame_labels), window, stride)
+        s = Stream("s", "train", frame_labels[centres], np.zeros((len(centres), 2), np.float32))
+        samples, _ = anticipation_samples([s], AnticipationWindow(tau_a=tau, observe=40, min_observed=1),
+                                          RowGeometry(stride, window), ())
+        for x in samples:
+            first = centres[x.action_start]
+            while first > 0 and frame_labels[first - 1] == x.target:
+                first -= 1  # back to the first frame of the action the target row lies in
+            assert ends[x.start:x.end].max() - 1 < first - tau
+            checked += 1
+    assert checked > 10
+
+
+def test_a_release_without_a_window_needs_its_lookahead():
+    s = stream([0] * 10 + [1] * 10)
+    window = AnticipationWindow(tau_a=0, observe=20, min_observed=1)
+    plain, _ = anticipation_samples([s], window, RowGeometry(), ())
+    ahead, _ = anticipation_samples([s], window, RowGeometry(lookahead=3), ())
+    assert plain[0].end == 10 and ahead[0].end == 7  # rows 7-9 read frames 10-12 of the next action
+    with pytest.raises(ZsarError, match="lookahead"):
+        RowGeometry(lookahead=-1)

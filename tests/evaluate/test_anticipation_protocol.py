@@ -81,3 +81,19 @@ def test_a_split_without_samples_is_an_error(monkeypatch):
     with pytest.raises(ZsarError, match="epoch_choice"):
         AnticipationProtocol(epoch_rule="median")
     assert protocol_module.SELECTION_METRIC.startswith("mean of top-1")
+
+
+def test_epochs_and_gamma_are_chosen_on_validation_samples_only(monkeypatch):
+    calls = []
+    original = SGEARHead.scores
+
+    def spy(self, streams, samples, classes, protos=None):
+        calls.append({streams[i].split for i in {s.stream for s in samples}})
+        return original(self, streams, samples, classes, protos)
+
+    monkeypatch.setattr(SGEARHead, "scores", spy)
+    run = run_anticipation_split(toy_streams(), prototypes(), (BG,), "sgear", SMALL, HeldOut("h", (2,)), 0, PROTOCOL)
+    first_test = next(i for i, c in enumerate(calls) if "test" in c)
+    assert all(c == {"val"} for c in calls[:first_test])
+    assert first_test == SMALL["epochs"] + 1  # one per epoch, then the calibration head's
+    assert all(c == {"test"} for c in calls[first_test:]) and run["calibration"]["pseudo_held_out"]

@@ -172,6 +172,8 @@ def test_an_anticipation_experiment_runs_end_to_end_and_reports(tmp_path):
     ({"task": "anticipation", "anticipation": {"unit": "rows"}}, r"\[anticipation\] anticipation unit"),
     ({"task": "anticipation", "anticipation": {"tau_a": -2}}, "tau_a >= 0"),
     ({"task": "anticipation", "heads": [{"name": "sgear"}, {"name": "sgear"}]}, "own `label`"),
+    ({"task": "anticipation", "streams": {"transition": 3}}, "transition = 0"),
+    ({"task": "anticipation", "anticipation": {"lookahead": -1}}, "lookahead"),
 ])
 def test_anticipation_config_mistakes_are_named_before_any_work(change, message):
     with pytest.raises(ZsarError, match=message):
@@ -206,10 +208,17 @@ def test_a_prototype_file_missing_a_class_is_named(tmp_path):
 def test_a_whole_stream_network_cache_is_refused_for_anticipation():
     from types import SimpleNamespace
 
+    from zsar.datasets.anticipation import RowGeometry
     from zsar.experiment.anticipation_runner import row_geometry
 
     cache = SimpleNamespace(path="c.h5", header=SimpleNamespace(encoder="stgcn:temporal", frames={"stride": 4}))
     with pytest.raises(ZsarError, match="see only the past"):
         row_geometry(cache)
-    cache.header.encoder = "stgcn"
-    assert row_geometry(cache).stride == 4 and row_geometry(cache).window is None
+    cache.header.encoder = "imported"  # a release: no window recorded, so the look-ahead must be given
+    with pytest.raises(ZsarError, match="lookahead"):
+        row_geometry(cache)
+    assert row_geometry(cache, 10) == RowGeometry(4, None, 10)
+    cache.header.frames = {"stride": 2, "window": 16}
+    assert row_geometry(cache) == RowGeometry(2, 16)
+    with pytest.raises(ZsarError, match="leave"):
+        row_geometry(cache, 3)

@@ -1,7 +1,7 @@
 """Action anticipation samples on per-frame streams: what was observed before an action, and which action it is.
 
 For every action segment of a stream (a run of one non-background class), the sample's input is the stream's
-rows observed up to `tau_a` before the segment starts, at most `observe` of them, and its target is the
+rows observed up to `tau_a` before the segment starts, at most `observe` frames' worth of rows, and its target is the
 segment's class. Samples are index records (stream, first row, end row); the features stay in the streams, and
 `observed_features` returns a view of them, never a copy.
 
@@ -12,9 +12,10 @@ the action's first frame; with windows of 16 frames and stride 2, the last 4 row
 into the action and are never observed, even at tau_a = 0. The action's first frame is taken conservatively as
 the frame after the centre of the row before its first row.
 
-Skipped, and counted: segments of background, the segments of a stream with a single segment (nothing came
-before them), and segments whose observable history is shorter than `min_observed` rows. A choice of `tau_a`
-that leaves no sample at all is an error that names the longest history the streams have.
+Skipped, and counted: segments of background, streams with a single segment (nothing came before it), and
+segments whose observable history is shorter than `min_observed` rows. `observe` limits the rows observed to
+ceil(observe / stride); their encoder windows reach back further (half a window before the first row). A choice
+of `tau_a` that leaves no sample at all is an error that names the longest history the streams have.
 """
 
 from __future__ import annotations
@@ -63,18 +64,25 @@ class AnticipationWindow:
 
 @dataclass(frozen=True)
 class RowGeometry:
-    """How cache rows map to input frames: `stride` frames per row and the encoder's `window` (None: a row sees
-    only its own frames, as in an imported per-frame release)."""
+    """How cache rows map to input frames: `stride` frames per row and the encoder's sliding `window` centred on
+    each row (zsar's extractors record it), or, when the window is not known (an imported release), `lookahead`:
+    how many frames after its own a row's features read (0 only for causal features; a centred 21-frame I3D window
+    reads 10)."""
 
     stride: int = 1
     window: int | None = None
+    lookahead: int = 0
+
+    def __post_init__(self) -> None:
+        if self.stride < 1 or (self.window is not None and self.window < 1) or self.lookahead < 0:
+            raise ZsarError(f"row geometry needs stride >= 1, window >= 1 and lookahead >= 0, got {self}")
 
     def last_frame_seen(self, rows: np.ndarray) -> np.ndarray:
         """The last input frame the encoder read for each row (ignoring the cut at a stream's end, which only
         makes a window end earlier)."""
         rows = np.asarray(rows, dtype=np.int64)
         if self.window is None:
-            return (rows + 1) * self.stride - 1
+            return (rows + 1) * self.stride - 1 + self.lookahead
         centres = rows * self.stride + self.stride // 2
         return np.maximum(centres - self.window // 2, 0) + self.window - 1
 
@@ -125,11 +133,11 @@ def stream_samples(stream: Stream, index: int, window: AnticipationWindow, geome
     background = set(background)
     runs = segments(stream.labels)
     actions = [r for r in runs if r[0] >= 0 and r[0] not in background]
+    if len(runs) == 1:
+        skipped["single-segment streams"] += 1
+        return []
     if len(runs) > len(actions):
         skipped["background or unlabelled segments"] += len(runs) - len(actions)
-    if len(runs) == 1:
-        skipped["segments of single-segment streams"] += 1
-        return []
     seen_until = geometry.last_frame_seen(np.arange(len(stream)))
     samples = []
     for target, first, _ in actions:

@@ -30,20 +30,33 @@ from zsar.experiment.streams import StreamExperimentConfig, resolve_held_out
 from zsar.features.streams import StreamCache
 
 
-def row_geometry(cache: StreamCache) -> RowGeometry:
-    """How the cache's rows map to input frames; a network's per-step output over whole streams is refused (its
-    temporal convolutions read frames after each step, so it would see the action it should anticipate)."""
+def row_geometry(cache: StreamCache, lookahead: int | None = None) -> RowGeometry:
+    """How the cache's rows map to input frames. A network's per-step output over whole streams is refused (its
+    temporal convolutions read frames after each step), and a cache that records no encoder window (an imported
+    release) needs `lookahead`, the frames after its own each row's features read: without them a window could
+    see the action it should anticipate."""
     frames = cache.header.frames
     if cache.header.encoder.endswith(":temporal"):
         raise ZsarError("anticipation needs per-frame features that see only the past and present: this cache holds "
                         "a network's per-step output over whole streams; extract windows instead "
                         "([extract] mode = \"windows\")", cache.path)
-    return RowGeometry(stride=int(frames.get("stride") or 1), window=frames.get("window"))
+    stride, window = int(frames.get("stride") or 1), frames.get("window")
+    if window is not None:
+        if lookahead is not None:
+            raise ZsarError(f"the cache records its encoder's window ({window} frames), so the frames each row reads "
+                            "ahead are known: leave [anticipation] lookahead out", cache.path)
+        return RowGeometry(stride, int(window))
+    if lookahead is None:
+        raise ZsarError("the cache records no encoder window, so how far ahead each row's features read is unknown; "
+                        "give [anticipation] lookahead = frames read after the row's own (0 for causal features, "
+                        "10 for a centred 21-frame I3D window)", cache.path)
+    return RowGeometry(stride, None, int(lookahead))
 
 
 def anticipation_protocol(config: StreamExperimentConfig, cache: StreamCache) -> AnticipationProtocol:
     a, ev = config.anticipation, config.evaluate
-    return AnticipationProtocol(AnticipationWindow(a.tau_a, a.observe, a.unit, a.min_observed), row_geometry(cache),
+    return AnticipationProtocol(AnticipationWindow(a.tau_a, a.observe, a.unit, a.min_observed),
+                                row_geometry(cache, a.lookahead),
                                 cache.header.frames.get("frame_rate"), ev.epoch_choice, ev.select_on_test,
                                 examples=a.examples)
 
@@ -58,7 +71,8 @@ def _report(config, cache: StreamCache, splits, runs: list[dict], protocol: Anti
         "versions": versions(), "config": config.to_dict(), "class_names": names, "background": list(cache.background),
         "protocol": f"The next action is anticipated from at most {w.observe} {w.unit} observed up to tau_a = "
                     f"{w.tau_a} {w.unit} before it starts (the encoder's window included: rows of "
-                    f"{protocol.geometry.stride} frames, window {protocol.geometry.window or 'none'}). Training "
+                    f"{protocol.geometry.stride} frames, window {protocol.geometry.window or 'none'}, look-ahead "
+                    f"{protocol.geometry.lookahead}). Training "
                     "streams with any frame of a held-out class are removed; every test sample is scored against "
                     f"all {len(names) - len(cache.background)} action classes; epoch chosen {chosen}. Seeds "
                     f"{list(config.seeds)}.",

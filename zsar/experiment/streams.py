@@ -47,6 +47,7 @@ tau_a = 8                     # observation ends this long before the action sta
 observe = 32                  # and covers at most this long
 unit = "frames"               # frames | seconds (needs the cache's frame rate)
 min_observed = 4              # rows a sample needs; shorter histories are skipped and counted in the report
+lookahead = 10                # only for caches that record no encoder window (imported releases): frames read ahead
 examples = 6                  # test samples shown with their past and ranked predictions
 
 [evaluate]
@@ -126,6 +127,8 @@ class AnticipationConfig:
     unit: str = "frames"  # frames (input frames) | seconds (needs the cache's frame rate)
     min_observed: int = 4  # rows a sample needs; segments with less history are skipped and counted
     examples: int = 6  # test samples listed in the report with their past and ranked predictions
+    lookahead: int | None = None  # caches without a recorded encoder window (imported releases): frames after its
+    # own each row's features read (0: causal features; a centred 21-frame I3D window: 10)
 
 
 ANTICIPATION_HEADS_DEFAULT = ("last_segment", "successor", "pooled_linear", "sgear")
@@ -186,6 +189,11 @@ def _problems(config: StreamExperimentConfig) -> list[str]:
             AnticipationWindow(a.tau_a, a.observe, a.unit, a.min_observed)
         except ZsarError as exc:
             problems.append(f"[anticipation] {exc}")
+        if a.lookahead is not None and (not isinstance(a.lookahead, int) or a.lookahead < 0):
+            problems.append(f"[anticipation] lookahead must be a whole number of frames >= 0, not {a.lookahead!r}")
+        if config.streams.get("transition", 0):
+            problems.append("[streams] transition frames move toward the next action's first pose, so an observed "
+                            "window would see the action it should anticipate: use transition = 0 for anticipation")
     if d.source not in DATA_SOURCES:
         problems.append(f"[data] source must be one of {DATA_SOURCES}, not {d.source!r}")
     if d.source in ("skeleton", "release") and not d.dataset:

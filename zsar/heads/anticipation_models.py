@@ -17,8 +17,10 @@ feature space (initialised from the training frames' class means, embedded by th
 trained; the prototype attention lets frames attend to all prototypes instead of pairing the i-th frame with the
 i-th retrieved prototype through a Toeplitz prior (that pairing needs as many prototypes as frames); the class
 layer is replaced by cosine scores against class text prototypes, so held-out classes can be scored (zero-shot);
-the feature-prediction target is detached (with a trainable embedding it could otherwise shrink to zero).
-With `prototypes=False` steps 2 and 4 are left out: the same network without visual prototypes.
+the feature-prediction target (the embedded, standardised input before the prototype attention) is detached
+(with a trainable embedding it could otherwise shrink to zero). With `prototypes=False` steps 2 and 4 are left
+out and the prototypes are frozen (they only fix the standardisation): the same network without visual
+prototypes.
 
 Losses (`anticipation_loss`): cross-entropy of the text scores over the trained classes; the feature prediction
 MSE (prediction t against input t + 1, valid positions only); S-GEAR's semantic loss (the L1 distance between
@@ -53,7 +55,8 @@ class PrototypeAnticipator(nn.Module):
             raise ValueError(f"width {width} is not a multiple of heads {heads}")
         self.heads, self.use_prototypes = heads, use_prototypes
         self.embed = nn.Linear(in_dim, width, bias=False)
-        self.prototypes = nn.Parameter(prototypes.clone().float())  # [C_trained, in_dim] visual prototypes
+        # [C_trained, in_dim] visual prototypes; without them (the ablation) only their fixed statistics are used
+        self.prototypes = nn.Parameter(prototypes.clone().float(), requires_grad=use_prototypes)
         self.register_buffer("initial_prototypes", prototypes.clone().float())
         self.frame_gate = nn.Parameter(torch.tensor(GATE_START))
         self.readout_gate = nn.Parameter(torch.tensor(GATE_START))
@@ -98,12 +101,12 @@ class PrototypeAnticipator(nn.Module):
         return blocked.repeat_interleave(self.heads, dim=0)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
-        """`x` [B, T, D] right-aligned windows, `valid` [B, T] bool. Returns the embedded inputs `frames`, the
-        decoder's step predictions `predicted` [B, T, W], z, the similarities `s` of the detached z to the
-        prototypes and the unit text-space query `query` [B, E]."""
+        """`x` [B, T, D] right-aligned windows, `valid` [B, T] bool. Returns the embedded, standardised `inputs`
+        (before the prototype attention), the decoder's step predictions `predicted` [B, T, W], z, the similarities
+        `s` of the detached z to the prototypes and the unit text-space query `query` [B, E]."""
         emb = self.embed(x)
         raw, protos = self.embedded_prototypes()
-        frames = (emb - raw.mean()) / raw.std().clamp_min(1e-6)
+        frames = inputs = (emb - raw.mean()) / raw.std().clamp_min(1e-6)
         if self.use_prototypes:
             gate = torch.sigmoid(self.frame_gate)
             frames = gate * frames + (1 - gate) * self.prototype_attention(frames, protos)
@@ -115,7 +118,7 @@ class PrototypeAnticipator(nn.Module):
             gate = torch.sigmoid(self.readout_gate)
             mixed = gate * z + (1 - gate) * torch.softmax(s / self.readout_temperature, dim=-1) @ protos
         query = unit(self.to_text(self.dropout(mixed)))
-        return {"frames": frames, "predicted": hidden, "z": z, "s": s, "query": query}
+        return {"inputs": inputs, "predicted": hidden, "z": z, "s": s, "query": query}
 
 
 def semantic_loss(s: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
@@ -143,7 +146,7 @@ def anticipation_loss(model: PrototypeAnticipator, out: dict, targets: torch.Ten
     logits = model.scale() * out["query"] @ text.T
     loss = F.cross_entropy(logits, targets)
     if weights.get("feature", 0):
-        loss = loss + weights["feature"] * prediction_loss(out["predicted"], out["frames"], valid)
+        loss = loss + weights["feature"] * prediction_loss(out["predicted"], out["inputs"], valid)
     if model.use_prototypes and weights.get("semantic", 0):
         loss = loss + weights["semantic"] * semantic_loss(out["s"], similarity[targets]).mean()
     if model.use_prototypes and weights.get("regulariser", 0):

@@ -200,6 +200,8 @@ DESCRIPTIONS: dict[type, dict[str, str]] = {
         "unit": '`"frames"` (input frames) or `"seconds"` (needs the cache\'s frame rate).',
         "min_observed": "Rows a sample needs; segments with less history are skipped and counted in the report.",
         "examples": "Test samples listed in the report with their recent actions and ranked predictions.",
+        "lookahead": "Only for caches that record no encoder window (imported releases): frames after its own each "
+                     "row's features read (0 for causal features, 10 for centred 21-frame I3D windows).",
     },
     StreamEvaluateConfig: {
         "epoch_choice": "The training length from the validation streams: `smoothed`, `best` or `last`.",

@@ -26,6 +26,7 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/cache_io.py
 	$(BIN)/python benchmarks/head_protocol.py
+	$(BIN)/python benchmarks/batched_runs.py
 	$(BIN)/python benchmarks/prototype_search.py
 	$(BIN)/python benchmarks/skeleton_extract.py
 	$(BIN)/python benchmarks/sadvae_speed.py

@@ -119,6 +119,10 @@ def _interruptible(work):
     raise typer.Exit(130)
 
 
+_BATCHED_HELP = ("Train every split and seed of linear_projection and contrastive as one stacked model (the same "
+                 "numbers; pays on a GPU).")
+
+
 @app.command(cls=_Command)
 def run(config: Path = typer.Argument(..., metavar="CONFIG", help="Experiment TOML file."),
         out: Path = typer.Option(None, metavar="DIR",
@@ -133,7 +137,8 @@ def run(config: Path = typer.Argument(..., metavar="CONFIG", help="Experiment TO
                                    help=f"Torch device for extraction, head training and search: {_DEVICE_HELP}; "
                                         "overrides [evaluate] device."),
         check: bool = typer.Option(False, "--check", help="Only check the config (heads, parameters, splits, "
-                                                          "paths) and say what would run; starts no work.")) -> None:
+                                                          "paths) and say what would run; starts no work."),
+        batched: bool = typer.Option(False, "--batched", help=_BATCHED_HELP)) -> None:
     """Run an experiment described in a TOML file and write its report."""
     from dataclasses import replace
 
@@ -154,7 +159,7 @@ def run(config: Path = typer.Argument(..., metavar="CONFIG", help="Experiment TO
     from zsar.experiment.runner import run_experiment
 
     out = out or Path(cfg.output_dir or Path("runs") / cfg.name)
-    _print_summary(_interruptible(lambda: run_experiment(cfg, out)), out)
+    _print_summary(_interruptible(lambda: run_experiment(cfg, out, batched=batched)), out)
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -170,7 +175,8 @@ def leaderboard(config: Path = typer.Argument(..., metavar="CONFIG",
                                           help="Comma-separated heads (default: the config's)."),
                 random_seeds: str = typer.Option(None, metavar="SEED,...",
                                                  help="Comma-separated seeds replacing the config's random splits "
-                                                      "(development splits).")) -> None:
+                                                      "(development splits)."),
+                batched: bool = typer.Option(False, "--batched", help=_BATCHED_HELP)) -> None:
     """Every head on the same features and splits: ZSL top-1 with the whole schedule, selected on validation, and
     selected on test (the papers' protocol, labelled), GZSL H, paired comparisons and time per run."""
     from zsar.experiment.check import check_experiment
@@ -182,7 +188,7 @@ def leaderboard(config: Path = typer.Argument(..., metavar="CONFIG",
     seeds = [int(s) for s in _csv(random_seeds) or []] or None
     check_experiment(leaderboard_config(cfg, head_list, seeds), config)
     out = out or Path(cfg.output_dir or Path("runs") / cfg.name)
-    record = _interruptible(lambda: run_leaderboard(cfg, out, head_list, seeds))
+    record = _interruptible(lambda: run_leaderboard(cfg, out, head_list, seeds, batched))
     typer.echo((out / "leaderboard.md").read_text(encoding="utf-8"))
     typer.echo(f"leaderboard: {out / 'leaderboard.md'} ({record['seconds']:.0f} s)")
 

@@ -23,6 +23,7 @@ import pandas as pd
 from zsar import progress
 from zsar.class_lists.splits import ZeroShotSplit
 from zsar.errors import ZsarError
+from zsar.evaluate.batched_fits import BatchedFits, FitRequest
 from zsar.evaluate.domain_gate import fit_domain_gate
 from zsar.evaluate.epoch_choice import selection_scores
 from zsar.evaluate.gzsl import (
@@ -39,6 +40,7 @@ from zsar.features.prototypes import ClassPrototypes
 from zsar.features.reader import FeatureSet
 from zsar.heads import Head, head_class
 from zsar.heads.base import build_config
+from zsar.heads.batched_runs import MemberFit
 from zsar.holdout import stratified_holdout
 from zsar.scoring import softmax
 
@@ -107,9 +109,24 @@ class HeadRun:
     split: ZeroShotSplit
     seed: int
     options: ProtocolOptions
+    fits: BatchedFits | None = None  # fits trained ahead with other runs' (batched_protocol.py); None: none
 
     def build(self, params: dict) -> Head:
         return self.cls(build_config(self.cls.Config, params, f"head {self.cls.name!r}"))
+
+    def combos(self) -> list[dict]:
+        """Every setting of the grid (one empty setting without a grid)."""
+        return _grid_combos(self.grid)
+
+    def request(self, params: dict, data: FeatureSet, prototypes: ClassPrototypes, monitored: bool = False
+                ) -> FitRequest:
+        """The fit of this run's head with `params` on `data` and `prototypes` (`monitored`: a snapshot per epoch)."""
+        return FitRequest(self.cls.name, params, data, prototypes, self.seed, monitored)
+
+    def fit(self, request: FitRequest) -> MemberFit:
+        """The fitted head with its fit info (and snapshots): trained ahead with other runs, else fitted here."""
+        ahead = None if self.fits is None else self.fits.take(request)
+        return ahead if ahead is not None else request.fit_alone(self.build(request.params))
 
     def score(self, head: Head, features: np.ndarray, prototypes: ClassPrototypes) -> np.ndarray:
         return head.score(features, prototypes, self.options.backend, self.options.device)
@@ -129,6 +146,30 @@ class RankingProblem:
     metric: str
 
 
+def problem_requests(run: HeadRun, combos: list[dict], problem: RankingProblem, prototypes: ClassPrototypes
+                     ) -> list[FitRequest]:
+    """The fits that rank `combos` on `problem` (watching every epoch when the head chooses its epochs)."""
+    fit_protos = prototypes.subset(problem.fit_classes)
+    return [run.request({**run.base_params, **combo}, problem.fit, fit_protos, monitored=run.cls.epoch_selection)
+            for combo in combos]
+
+
+def ranks_settings(run: HeadRun, always_rank: bool) -> bool:
+    """Whether settings are scored on validation: a grid to search, epochs to choose, or `always_rank` (a score to
+    compare text variants by)."""
+    return _grid_combos(run.grid) != [{}] or run.cls.epoch_selection or always_rank
+
+
+def validation_problem(run: HeadRun, train: FeatureSet) -> RankingProblem:
+    """Fit on the training samples of the validation-seen classes, rank by the validation-unseen ones."""
+    split = run.split
+    val = split.validation_split()
+    queries = train.with_classes(val.unseen)
+    _require_samples(queries, val.unseen, "validation-unseen (training samples of)", split)
+    return RankingProblem(train.with_classes(split.validation_seen), split.validation_seen, queries, val.unseen,
+                          "validation_top1")
+
+
 def rank_parameters(run: HeadRun, combos: list[dict], problem: RankingProblem, prototypes: ClassPrototypes,
                     epoch_rule: str) -> tuple[dict, list]:
     """Fit with every combination and score the problem's queries; the best parameters by ZSL top-1 (first of
@@ -136,27 +177,23 @@ def rank_parameters(run: HeadRun, combos: list[dict], problem: RankingProblem, p
     after every epoch and the epoch count is part of the choice, ranked by `epoch_rule`
     (zsar/evaluate/epoch_choice.py); each row's `selection_score` is what it was ranked by."""
     query_protos = prototypes.subset(problem.query_classes)
-    fit, metric = problem.fit, problem.metric
+    metric = problem.metric
 
     def top1(scores: np.ndarray) -> float:
         return zsl_metrics(scores, problem.queries.labels, problem.query_classes)["top1"]
 
     table, candidates = [], []
-    for combo in combos:
-        head = run.build({**run.base_params, **combo})
+    for combo, request in zip(combos, problem_requests(run, combos, problem, prototypes)):
+        fitted = run.fit(request)
         if run.cls.epoch_selection:
-            snapshots: list[Head] = []
-            head.fit(fit.embeddings, fit.labels, prototypes.subset(problem.fit_classes), seed=run.seed,
-                     monitor=lambda h: snapshots.append(h.snapshot()))
-            curve = [top1(scores) for scores in run.score_snapshots(snapshots, problem.queries.embeddings,
+            curve = [top1(scores) for scores in run.score_snapshots(fitted.snapshots, problem.queries.embeddings,
                                                                      query_protos)]
             for epoch, (raw, ranked) in enumerate(zip(curve, selection_scores(curve, epoch_rule)), start=1):
-                candidates.append({**combo, run.cls.epoch_parameter: head.snapshot_setting(epoch)})
+                candidates.append({**combo, run.cls.epoch_parameter: fitted.head.snapshot_setting(epoch)})
                 table.append({"params": candidates[-1], metric: raw, "selection_score": float(ranked)})
         else:
-            head.fit(fit.embeddings, fit.labels, prototypes.subset(problem.fit_classes), seed=run.seed)
             candidates.append(combo)
-            score = top1(run.score(head, problem.queries.embeddings, query_protos))
+            score = top1(run.score(fitted.head, problem.queries.embeddings, query_protos))
             table.append({"params": combo, metric: score, "selection_score": score})
     best = max(range(len(table)), key=lambda i: (table[i]["selection_score"], -i))
     return {**run.base_params, **candidates[best]}, table
@@ -167,18 +204,14 @@ def select_parameters(run: HeadRun, train: FeatureSet, prototypes: ClassPrototyp
     """Best parameters (and epoch count, for heads that report epochs, by the options' epoch rule) by validation ZSL
     top-1. A single setting is not scored unless `always_rank` (when the score is compared with other text
     variants)."""
-    split, base_params, epoch_rule = run.split, run.base_params, run.options.epoch_rule
+    base_params, epoch_rule = run.base_params, run.options.epoch_rule
     combos = _grid_combos(run.grid)
-    if combos == [{}] and not run.cls.epoch_selection and not always_rank:
+    if not ranks_settings(run, always_rank):
         return dict(base_params), []
-    if not split.validation_unseen:
+    if not run.split.validation_unseen:
         return dict(base_params), [{"note": "no validation classes; defaults used"}]
-    val = split.validation_split()
-    queries = train.with_classes(val.unseen)
-    _require_samples(queries, val.unseen, "validation-unseen (training samples of)", split)
+    problem = validation_problem(run, train)
     progress.stage(f"choosing among {len(combos)} setting(s) on validation")
-    problem = RankingProblem(train.with_classes(split.validation_seen), split.validation_seen, queries, val.unseen,
-                             "validation_top1")
     params, table = rank_parameters(run, combos, problem, prototypes, epoch_rule)
     picked = {k: v for k, v in params.items() if k not in base_params or base_params[k] != v}
     best = max(row["selection_score"] for row in table)
@@ -230,12 +263,8 @@ def calibrate_gzsl(run: HeadRun, params: dict, train: FeatureSet, prototypes: Cl
     if not split.validation_unseen:
         return {"gamma": 0.0, "gate": None, "note": "no validation classes; gamma = 0 and no gate"}
     val = split.validation_split()
-    seen_part = train.with_classes(split.validation_seen)
-    fit_pos, held_pos = stratified_holdout(seen_part.labels, CALIBRATION_HOLDOUT, seed)
-    fit_set = seen_part.subset(fit_pos)
-    queries = FeatureSet.concat([seen_part.subset(held_pos), train.with_classes(val.unseen)])
-    head = run.build(params)
-    head.fit(fit_set.embeddings, fit_set.labels, prototypes.subset(split.validation_seen), seed=seed)
+    fit_set, queries = calibration_sets(run, train)
+    head = run.fit(calibration_request(run, params, fit_set, prototypes)).head
     classes = sorted(split.validation_seen + val.unseen)
     scores = run.score(head, queries.embeddings, prototypes.subset(classes))
     curve = seen_unseen_curve(scores, queries.labels, classes, split.validation_seen, val.unseen)
@@ -246,13 +275,32 @@ def calibrate_gzsl(run: HeadRun, params: dict, train: FeatureSet, prototypes: Cl
             "validation_ausuc": ausuc(curve), "gate_selection": gate.selection, "seen_scores": source}
 
 
+def calibration_sets(run: HeadRun, train: FeatureSet) -> tuple[FeatureSet, FeatureSet]:
+    """The GZSL calibration's fitting set (training samples of the validation-seen classes less a stratified
+    hold-out, drawn with the run's seed) and its queries (the hold-out, then the validation-unseen classes' samples)."""
+    split = run.split
+    seen_part = train.with_classes(split.validation_seen)
+    fit_pos, held_pos = stratified_holdout(seen_part.labels, CALIBRATION_HOLDOUT, run.seed)
+    unseen = train.with_classes(split.validation_split().unseen)
+    return seen_part.subset(fit_pos), FeatureSet.concat([seen_part.subset(held_pos), unseen])
+
+
+def calibration_request(run: HeadRun, params: dict, fit_set: FeatureSet, prototypes: ClassPrototypes) -> FitRequest:
+    """The GZSL calibration's fit: the chosen settings on `fit_set` (from `calibration_sets`)."""
+    return run.request(params, fit_set, prototypes.subset(run.split.validation_seen))
+
+
+def problem_on_test(run: HeadRun, train: FeatureSet, test: FeatureSet) -> RankingProblem:
+    """Fit on the seen classes' training samples, rank by the unseen classes' test samples (the papers' choice)."""
+    split = run.split
+    return RankingProblem(train.with_classes(split.seen), split.seen, test.with_classes(split.unseen), split.unseen,
+                          "test_top1")
+
+
 def rank_on_test(run: HeadRun, train: FeatureSet, test: FeatureSet, prototypes: ClassPrototypes) -> tuple[dict, list]:
     """Paper-comparison mode only: the parameters (and epoch) with the best *test* ZSL top-1 (what several
     released codes report). Not an honest estimate; reports label runs made this way."""
-    split = run.split
-    problem = RankingProblem(train.with_classes(split.seen), split.seen, test.with_classes(split.unseen),
-                             split.unseen, "test_top1")
-    return rank_parameters(run, _grid_combos(run.grid), problem, prototypes, epoch_rule="best")
+    return rank_parameters(run, run.combos(), problem_on_test(run, train, test), prototypes, epoch_rule="best")
 
 
 def selection_columns(run: HeadRun, params: dict, train: FeatureSet, test: FeatureSet,
@@ -298,6 +346,47 @@ def with_training_device(head_name: str, params: dict, device: str) -> dict:
     return _with_device(head_class(head_name), params, device)
 
 
+@dataclass(frozen=True)
+class RunData:
+    """What a run reads: training samples (every fit), test samples (touched once), the validation problem's
+    samples (selection and GZSL calibration; the training samples unless an encoder that never saw the
+    validation-unseen classes gave others) and the text variants by name."""
+
+    train: FeatureSet
+    test: FeatureSet
+    validation: FeatureSet
+    texts: dict[str, ClassPrototypes]
+
+    @classmethod
+    def of(cls, train: FeatureSet, test: FeatureSet, prototypes: ClassPrototypes | Mapping[str, ClassPrototypes],
+           validation: FeatureSet | None = None) -> RunData:
+        texts = {prototypes.variant: prototypes} if isinstance(prototypes, ClassPrototypes) else dict(prototypes)
+        return cls(train, test, train if validation is None else validation, texts)
+
+
+def protocol_run(head_name: str, base_params: dict, grid: dict | None, split: ZeroShotSplit, seed: int,
+                 options: ProtocolOptions, fits: BatchedFits | None = None) -> HeadRun:
+    """The run of `head_name` on `split` with `seed`: its head class, settings with the training device, and grid."""
+    cls = head_class(head_name)
+    return HeadRun(cls, _with_device(cls, base_params, options.device), cls.search_space if grid is None else grid,
+                   split, seed, options, fits)
+
+
+def check_samples(run: HeadRun, data: RunData) -> None:
+    """Every seen class has training samples (and, choosing on test, every unseen class test samples)."""
+    split = run.split
+    _require_samples(data.train.with_classes(split.seen), split.seen, "seen (training)", split)
+    if run.options.select_on_test:
+        _require_samples(data.test.with_classes(split.unseen), split.unseen, "unseen test", split)
+
+
+def choose_settings(run: HeadRun, data: RunData) -> tuple[str, dict, list]:
+    """(text variant, parameters, selection table), chosen on validation (on test in the papers' mode)."""
+    check_samples(run, data)
+    on_test = run.options.select_on_test
+    return choose_text_variant(run, data.train if on_test else data.validation, data.test, data.texts)
+
+
 def run_protocol(
     head_name: str, base_params: dict, grid: dict | None, train: FeatureSet, test: FeatureSet,
     split: ZeroShotSplit, prototypes: ClassPrototypes | Mapping[str, ClassPrototypes], seed: int,
@@ -307,43 +396,48 @@ def run_protocol(
     `grid`: the settings searched on validation (None: the head's `search_space`).
     `prototypes`: one text variant, or several by name: then the variant is chosen like a parameter.
     `validation`: features for the validation problem from an encoder that never saw the validation-unseen
-    classes (as the published releases ship them); by default the training features serve."""
-    options = options or ProtocolOptions()
-    validation = train if validation is None else validation
-    texts = {prototypes.variant: prototypes} if isinstance(prototypes, ClassPrototypes) else dict(prototypes)
-    cls = head_class(head_name)
-    run = HeadRun(cls, _with_device(cls, base_params, options.device), cls.search_space if grid is None else grid,
-                  split, seed, options)
-    seen_train = train.with_classes(split.seen)
-    _require_samples(seen_train, split.seen, "seen (training)", split)
-    if options.select_on_test:
-        _require_samples(test.with_classes(split.unseen), split.unseen, "unseen test", split)
-    variant, params, selection = choose_text_variant(run, train if options.select_on_test else validation, test,
-                                                     texts)
-    prototypes = texts[variant]
-    head = run.build(params)
+    classes (as the published releases ship them); by default the training features serve.
+    `zsar.evaluate.batched_protocol.run_protocol_group` gives the same results for several splits and seeds with
+    the fits of the heads that train batched trained together."""
+    run = protocol_run(head_name, base_params, grid, split, seed, options or ProtocolOptions())
+    data = RunData.of(train, test, prototypes, validation)
+    return finish_run(run, data, choose_settings(run, data))
+
+
+def final_request(run: HeadRun, data: RunData, params: dict, prototypes: ClassPrototypes) -> FitRequest:
+    """The fit with the chosen settings on every seen class's training samples."""
+    return run.request(params, data.train.with_classes(run.split.seen), prototypes.subset(run.split.seen))
+
+
+def finish_run(run: HeadRun, data: RunData, choice: tuple[str, dict, list]) -> RunResult:
+    """The rest of a run once its settings are chosen: the final fit, the test split touched once (ZSL, the
+    leaderboard's other columns, GZSL)."""
+    (variant, params, selection), split, options = choice, run.split, run.options
+    prototypes = data.texts[variant]
     progress.stage("fitting on the seen classes")
-    fit_info = head.fit(seen_train.embeddings, seen_train.labels, prototypes.subset(split.seen), seed=seed)
+    final = run.fit(final_request(run, data, params, prototypes))
+    head = final.head
     progress.stage("scoring the test split")
     # the test split, touched once
-    zsl_test = test.with_classes(split.unseen)
+    zsl_test = data.test.with_classes(split.unseen)
     _require_samples(zsl_test, split.unseen, "unseen test", split)
     unseen_protos = prototypes.subset(split.unseen)
     scores = run.score(head, zsl_test.embeddings, unseen_protos)
     zsl = zsl_metrics(scores, zsl_test.labels, split.unseen, options.top_k)
     if options.leaderboard_columns and not options.select_on_test:
-        zsl.update(selection_columns(run, params, train, test, prototypes))
+        zsl.update(selection_columns(run, params, data.train, data.test, prototypes))
     predicted = np.asarray(split.unseen)[scores.argmax(axis=1)]
     tables = [predictions_table("zsl", zsl_test, scores, split.unseen, unseen_protos.class_names, options.top_k)]
     gzsl_result = None
     if options.gzsl:
-        gzsl_result, gzsl_table = _gzsl_on_test(run, head, params, test, seen_train, validation, prototypes)
+        seen_train = data.train.with_classes(split.seen)
+        gzsl_result, gzsl_table = _gzsl_on_test(run, head, params, data.test, seen_train, data.validation, prototypes)
         tables.append(gzsl_table)
     return RunResult(
-        head=head_name, split=split.name, seed=seed, params=params, selection=selection, zsl=zsl, gzsl=gzsl_result,
-        zsl_per_class=per_class_accuracy(predicted, zsl_test.labels, split.unseen),
+        head=run.cls.name, split=split.name, seed=run.seed, params=params, selection=selection, zsl=zsl,
+        gzsl=gzsl_result, zsl_per_class=per_class_accuracy(predicted, zsl_test.labels, split.unseen),
         zsl_confusion=confusion_matrix(zsl_test.labels, predicted, split.unseen),
-        predictions=pd.concat(tables, ignore_index=True), fit_info=fit_info, fitted=head, text_variant=variant,
+        predictions=pd.concat(tables, ignore_index=True), fit_info=final.info, fitted=head, text_variant=variant,
     )
 
 

@@ -124,19 +124,20 @@ def markdown(summary: dict, runs: int) -> str:
 
 
 def run_leaderboard(config: ExperimentConfig, out: str | Path, heads: list[str] | None = None,
-                    random_seeds: list[int] | None = None) -> dict:
+                    random_seeds: list[int] | None = None, batched: bool = False) -> dict:
     """Run the leaderboard of `heads` (default the config's) into `out` (the experiment's reports go there too);
     writes OUT/leaderboard.json and OUT/leaderboard.md and returns the record. `random_seeds` replaces the
-    config's random split seeds (development splits)."""
+    config's random split seeds (development splits). `batched`: the heads that train batched train all their
+    splits and seeds together (`run_experiment`'s option; the same numbers, less time on a GPU)."""
     from zsar.experiment.runner import run_experiment
 
     out = Path(out)
     started = time.perf_counter()
-    report = run_experiment(leaderboard_config(config, heads, random_seeds), out, progress=False)
+    report = run_experiment(leaderboard_config(config, heads, random_seeds), out, progress=False, batched=batched)
     runs = head_runs(report)
     summary = summarise(runs)
     count = max((len(r) for r in runs.values()), default=0)
-    record = {"config": config.name, "random_seeds": random_seeds, "summary": summary,
+    record = {"config": config.name, "random_seeds": random_seeds, "batched": batched, "summary": summary,
               "seconds": round(time.perf_counter() - started, 1), "runs_per_head": count}
     write_text_atomic(out / "leaderboard.json", json.dumps(record, indent=2))
     write_text_atomic(out / "leaderboard.md", markdown(summary, count))

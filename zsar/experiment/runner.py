@@ -19,6 +19,7 @@ from zsar.datasets.skeleton_datasets import open_skeleton_dataset
 from zsar.datasets.source import SampleSource
 from zsar.datasets.synthetic import SyntheticConfig, synthetic_source
 from zsar.errors import Interrupted, ZsarError
+from zsar.evaluate.batched_protocol import ProtocolJob, run_protocol_group
 from zsar.evaluate.comparison import compare_heads, zsl_correct
 from zsar.evaluate.protocol import ProtocolOptions, run_protocol
 from zsar.evaluate.report import run_figures, summarise_head, versions, write_report
@@ -33,6 +34,7 @@ from zsar.features.fingerprint import file_sha256
 from zsar.features.prototypes import ClassPrototypes, load_prototypes, save_prototypes
 from zsar.features.reader import FeatureCache
 from zsar.heads.base import build_config
+from zsar.heads.batched_runs import batched_heads
 from zsar.heads.torch_device import training_device
 from zsar.progress import RunProgress, tracking
 
@@ -193,12 +195,15 @@ def protocol_options(ev: EvaluateConfig) -> ProtocolOptions:
 
 
 class _HeadRuns:
-    """Every head x split x seed through the protocol, collecting what the report needs."""
+    """Every head x split x seed through the protocol, collecting what the report needs. `sources`: the feature
+    caches by split name, the validation-encoder caches by split name and the given validation features (or
+    None). With `batched`, a head that trains batched runs all its splits and seeds as one group."""
 
     def __init__(self, config: ExperimentConfig, out: Path, class_names: list[str],
-                 texts: dict[str, ClassPrototypes]):
+                 texts: dict[str, ClassPrototypes], sources: tuple[dict, dict, object], batched: bool = False):
         self.config, self.out, self.class_names, self.texts = config, out, class_names, texts
-        self.options = protocol_options(config.evaluate)
+        self.caches, self.validation_caches, self.validation = sources
+        self.options, self.batched = protocol_options(config.evaluate), batched
         self.runs, self.figures, self.correct, self.loaded = [], [], {}, {}
 
     def features(self, cache: FeatureCache, split: str):
@@ -207,22 +212,48 @@ class _HeadRuns:
             self.loaded[cache.path, split] = cache.load(split, dtype=np.float32)
         return self.loaded[cache.path, split]
 
-    def run(self, spec, split: ZeroShotSplit, seed: int, cache: FeatureCache, validation, tracker: RunProgress):
-        tracker.start_run(spec.name, split.name, seed)
+    def groups(self, spec, splits: list[ZeroShotSplit]) -> list[list[tuple[ZeroShotSplit, int]]]:
+        """The (split, seed) runs of `spec` in order: one group when batched and the head trains batched, else one
+        group per run."""
+        pairs = [(split, seed) for split in splits for seed in self.config.seeds]
+        return [pairs] if self.batched and spec.name in batched_heads() else [[pair] for pair in pairs]
+
+    def job(self, split: ZeroShotSplit, seed: int) -> ProtocolJob:
+        cache, data = self.caches[split.name], self.config.data
+        validation = self.features(self.validation_caches[split.name], data.train_split) \
+            if split.name in self.validation_caches else self.validation
+        return ProtocolJob(split, seed, self.features(cache, data.train_split), self.features(cache, data.test_split),
+                           self.texts, validation)
+
+    def run(self, spec, group: list[tuple[ZeroShotSplit, int]], tracker: RunProgress):
+        jobs = [self.job(split, seed) for split, seed in group]
+        if len(jobs) == 1:
+            tracker.start_run(spec.name, jobs[0].split.name, jobs[0].seed)
+        else:
+            tracker.start_run(spec.name, ", ".join(dict.fromkeys(j.split.name for j in jobs)),
+                              ", ".join(str(s) for s in dict.fromkeys(j.seed for j in jobs)))
         started = time.perf_counter()
-        train, test = self.features(cache, self.config.data.train_split), self.features(cache,
-                                                                                         self.config.data.test_split)
-        result = run_protocol(spec.name, spec.params, spec.search, train, test, split, self.texts, seed,
-                              self.options, validation=validation)
+        if len(jobs) == 1:
+            j = jobs[0]
+            results = [run_protocol(spec.name, spec.params, spec.search, j.train, j.test, j.split, self.texts, j.seed,
+                                    self.options, validation=j.validation)]
+        else:
+            results = run_protocol_group(spec.name, spec.params, spec.search, jobs, self.options)
+        seconds = (time.perf_counter() - started) / len(jobs)  # a group's time shared out among its runs
+        for job, result in zip(jobs, results):
+            self._record(spec, job.split, result, seconds, tracker)
+
+    def _record(self, spec, split: ZeroShotSplit, result, seconds: float, tracker: RunProgress) -> None:
+        seed = result.seed
         run_dir = self.out / "runs" / spec.name / f"{split_tag(split)}__seed{seed}"
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_target(run_dir / "predictions.csv") as tmp:
             result.predictions.to_csv(tmp, index=False)
         self.correct.setdefault(spec.name, {})[(split.name, seed)] = zsl_correct(result.predictions)
         result.fitted.save(run_dir / "head")
-        self.runs.append({**result.summary(), "seconds": round(time.perf_counter() - started, 2),
+        self.runs.append({**result.summary(), "seconds": round(seconds, 2),
                           "predictions": str(run_dir / "predictions.csv"),
-                          "split_classes": split.to_dict(), "features": str(cache.path)})
+                          "split_classes": split.to_dict(), "features": str(self.caches[split.name].path)})
         if not any(t.startswith(f"{spec.name}:") for t, _ in self.figures):
             names = [self.class_names[c] for c in split.unseen]
             per_class = {self.class_names[c]: a for c, a in result.zsl_per_class.items()}
@@ -232,9 +263,12 @@ class _HeadRuns:
         tracker.finish_run(f"ZSL top-1 {result.zsl['top1']:.1f}{gzsl}")
 
 
-def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True) -> dict:
+def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True,
+                   batched: bool = False) -> dict:
     """Run the whole experiment and write the reports into `out_dir`; returns the report dict. On Ctrl-C the
-    finished runs are kept: a report marked partial is written and `Interrupted` is raised."""
+    finished runs are kept: a report marked partial is written and `Interrupted` is raised. `batched`: every
+    split and seed of a head that trains batched (zsar/heads/batched_runs.py) runs as one group, its fits trained
+    together (zsar/evaluate/batched_protocol.py); the results are the same, a run's seconds the group's share."""
     check_experiment(config)  # every config problem at once, before any work
     training_device(config.evaluate.device, "[evaluate] device")  # a missing GPU stops the run before any work
     out = Path(out_dir or config.output_dir or Path("runs") / config.name)
@@ -252,18 +286,15 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
     splits = resolve_splits(config, len(class_names))
     caches, leakage, validation_caches = _prepare_split_features(config, out, splits, source, progress)
     validation_cache, validation = _given_validation(config, splits)
-    heads = _HeadRuns(config, out, class_names, prototypes)
+    heads = _HeadRuns(config, out, class_names, prototypes, (caches, validation_caches, validation), batched)
     tracker = RunProgress(len(config.heads) * len(splits) * len(config.seeds), live=None if progress else False)
     interrupted = False
     try:
         with tracking(tracker):
             for spec in config.heads:
                 use_threads(config.evaluate.threads)  # sized per head: other jobs on a shared machine come and go
-                for split in splits:
-                    for seed in config.seeds:
-                        split_validation = heads.features(validation_caches[split.name], config.data.train_split) \
-                            if split.name in validation_caches else validation
-                        heads.run(spec, split, seed, caches[split.name], split_validation, tracker)
+                for group in heads.groups(spec, splits):
+                    heads.run(spec, group, tracker)
     except KeyboardInterrupt:
         interrupted = True
     if interrupted and not heads.runs:

@@ -34,12 +34,17 @@ from zsar.heads.torch_device import training_device
 MAX_LOG_SCALE = math.log(100)
 
 
-def multi_positive_nce(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-    """Mean over rows of -log(sum of exp over the row's positives / sum of exp over the row); `positive` is a
+def nce_terms(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """Per row (the last axis) -log(sum of exp over the row's positives / sum of exp over the row); `positive` is a
     boolean mask of the logits' shape with at least one positive per row."""
-    every = torch.logsumexp(logits, dim=1)
-    positives = torch.logsumexp(logits.masked_fill(~positive, float("-inf")), dim=1)
-    return (every - positives).mean()
+    every = torch.logsumexp(logits, dim=-1)
+    positives = torch.logsumexp(logits.masked_fill(~positive, float("-inf")), dim=-1)
+    return every - positives
+
+
+def multi_positive_nce(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """The mean of `nce_terms` over the rows of [rows, K] logits."""
+    return nce_terms(logits, positive).mean()
 
 
 def contrastive_loss(queries: torch.Tensor, labels: torch.Tensor, views: torch.Tensor, scale: torch.Tensor,
@@ -73,11 +78,9 @@ class ContrastiveHead(Head):
         cfg = self.config
         device = training_device(cfg.device, self.name)
         x, y = self._training_tensors(features, labels, prototypes, device)
-        torch.manual_seed(seed)
-        net = self._network(x.shape[1], prototypes.dim).to(device)
-        log_scale = torch.nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature), device=device))
-        views = torch.from_numpy(np.ascontiguousarray(prototypes.text_views() if cfg.views_as_positives
-                                                      else prototypes.vectors[None])).to(device)
+        net, log_scale = self.initial_model(x.shape[1], prototypes.dim, seed)
+        net, log_scale = net.to(device), torch.nn.Parameter(log_scale.detach().to(device))
+        views = torch.from_numpy(self.training_views(prototypes)).to(device)
 
         def batch_loss(batch):
             hidden = net["trunk"](x[batch])
@@ -101,20 +104,35 @@ class ContrastiveHead(Head):
         self._store(net, log_scale)
         return {"final_loss": loss_value, "learned_temperature": self.temperature, "text_views": int(views.shape[0])}
 
-    def _network(self, feature_dim: int, text_dim: int) -> torch.nn.ModuleDict:
-        """`trunk` (a hidden GELU layer, or the identity) then `out`, the projection into text space."""
+    def initial_model(self, feature_dim: int, text_dim: int, seed: int) -> tuple[torch.nn.ModuleDict, torch.Tensor]:
+        """The network and log-scale a fit with `seed` starts from (torch's global generator seeded with `seed`, on
+        the CPU): `trunk` (a hidden GELU layer, or the identity) then `out`, the projection into text space."""
+        torch.manual_seed(seed)
         width = self.config.hidden or feature_dim
         trunk = torch.nn.Sequential(torch.nn.Linear(feature_dim, width), torch.nn.GELU()) if self.config.hidden \
             else torch.nn.Identity()
-        return torch.nn.ModuleDict({"trunk": trunk, "out": torch.nn.Linear(width, text_dim)})
+        net = torch.nn.ModuleDict({"trunk": trunk, "out": torch.nn.Linear(width, text_dim)})
+        return net, torch.tensor(math.log(1 / self.config.init_temperature))
+
+    def training_views(self, prototypes: ClassPrototypes) -> np.ndarray:
+        """[V, C, D_t] the text training contrasts with: every view of the classes (`views_as_positives`), else the
+        class vectors as one view."""
+        return np.ascontiguousarray(prototypes.text_views() if self.config.views_as_positives
+                                    else prototypes.vectors[None])
 
     def _store(self, net: torch.nn.ModuleDict, log_scale: torch.Tensor) -> None:
+        weights = {"weight": net["out"].weight, "bias": net["out"].bias, "log_scale": log_scale}
+        if self.config.hidden:
+            weights.update(hidden_weight=net["trunk"][0].weight, hidden_bias=net["trunk"][0].bias)
+        self.set_trained(weights)
+
+    def set_trained(self, weights: dict[str, torch.Tensor]) -> None:
+        """Keep trained weights (`weight`, `bias`, `log_scale`, with a hidden layer `hidden_weight` and `hidden_bias`)
+        in the state beside the standardiser; the log-scale is kept clamped, as training used it."""
         as_np = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731
         kept = {k: v for k, v in self.state.items() if k.startswith("feature_")}
-        self.state = {**kept, "weight": as_np(net["out"].weight), "bias": as_np(net["out"].bias),
-                      "log_scale": as_np(log_scale.clamp(max=MAX_LOG_SCALE)).reshape(1)}
-        if self.config.hidden:
-            self.state.update(hidden_weight=as_np(net["trunk"][0].weight), hidden_bias=as_np(net["trunk"][0].bias))
+        self.state = {**kept, **{k: as_np(v) for k, v in weights.items() if k != "log_scale"},
+                      "log_scale": as_np(weights["log_scale"].clamp(max=MAX_LOG_SCALE)).reshape(1)}
 
     @property
     def temperature(self) -> float:

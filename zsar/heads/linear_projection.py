@@ -21,6 +21,12 @@ from zsar.heads.text_views import TrainingText, scoring_vectors
 from zsar.heads.torch_device import training_device
 
 
+def initial_projection(feature_dim: int, text_dim: int, seed: int) -> torch.nn.Linear:
+    """The projection a fit with `seed` starts from (torch's global generator seeded with `seed`, on the CPU)."""
+    torch.manual_seed(seed)
+    return torch.nn.Linear(feature_dim, text_dim)
+
+
 class LinearProjectionHead(Head):
     name = "linear_projection"
     Config = LinearProjectionConfig
@@ -33,8 +39,7 @@ class LinearProjectionHead(Head):
         cfg = self.config
         device = training_device(cfg.device, self.name)
         x, y = self._training_tensors(features, labels, prototypes, device)
-        torch.manual_seed(seed)
-        layer = torch.nn.Linear(x.shape[1], prototypes.dim).to(device)
+        layer = initial_projection(x.shape[1], prototypes.dim, seed).to(device)
         text = TrainingText(prototypes, cfg.text_views, device, seed)
 
         def batch_loss(batch):
@@ -46,9 +51,13 @@ class LinearProjectionHead(Head):
                                        device)
         if not np.isfinite(loss_value):
             raise ZsarError("linear_projection: training diverged (loss is NaN); lower lr")
-        self.state["weight"] = layer.weight.detach().cpu().numpy().astype(np.float32)
-        self.state["bias"] = layer.bias.detach().cpu().numpy().astype(np.float32)
+        self.set_projection(layer.weight, layer.bias)
         return {"final_loss": loss_value, **self._keep_view_weights(text)}
+
+    def set_projection(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Keep a trained projection (weight [D_t, D], bias [D_t]) in the state."""
+        self.state["weight"] = weight.detach().cpu().numpy().astype(np.float32)
+        self.state["bias"] = bias.detach().cpu().numpy().astype(np.float32)
 
     def project(self, features: np.ndarray) -> np.ndarray:
         return self._standardise(features) @ self.state["weight"].T + self.state["bias"]

@@ -91,10 +91,9 @@ def selection_score(metrics: dict) -> float:
     return (metrics["top1"] + metrics["recall5"]) / 2
 
 
-def shifted(head: AnticipationHead, part: Part, classes: np.ndarray, prototypes: ClassPrototypes,
-            gamma: float) -> np.ndarray:
+def stacked(scores: np.ndarray, classes: np.ndarray, trained: np.ndarray, gamma: float) -> np.ndarray:
     """Scores with gamma subtracted from the classes the head was trained on (calibrated stacking)."""
-    return head.scores(part.streams, part.samples, classes, prototypes) - gamma * np.isin(classes, head.classes)
+    return scores - gamma * np.isin(classes, trained)
 
 
 def calibration(parts: dict[str, Part], prototypes: ClassPrototypes, classes: np.ndarray, background, name: str,
@@ -154,10 +153,11 @@ def run_anticipation_split(streams: Sequence[Stream], prototypes: ClassPrototype
         if protocol.calibrate and head.zero_shot else None
     gamma = calibrated["gamma"] if calibrated else 0.0
     test, truth = parts["test"], parts["test"].truth()
-    last = score_anticipation(shifted(head, test, classes, prototypes, gamma), classes, truth, held_out.classes)
+    last_scores = head.scores(test.streams, test.samples, classes, prototypes)
+    last = score_anticipation(stacked(last_scores, classes, head.classes, gamma), classes, truth, held_out.classes)
     head.load_state(snapshots[chosen])
-    plain_scores = shifted(head, test, classes, prototypes, 0.0)
-    scores = shifted(head, test, classes, prototypes, gamma) if calibrated else plain_scores
+    plain_scores = head.scores(test.streams, test.samples, classes, prototypes)  # scored once, shifted below
+    scores = stacked(plain_scores, classes, head.classes, gamma)
     return {
         "head": label or head_name, "head_name": head_name, "params": head.config.__dict__, "split": held_out.name,
         "held_out": list(held_out.classes), "seed": seed, "epoch_rule": rule,

@@ -33,7 +33,7 @@ from zsar.datasets.streams import Stream
 from zsar.errors import ZsarError
 from zsar.evaluate.anticipation_metrics import ranked, score_anticipation
 from zsar.evaluate.epoch_choice import EPOCH_RULES, selection_scores
-from zsar.evaluate.stream_calibration import choose_gamma, pseudo_held_out
+from zsar.evaluate.stream_calibration import choose_gamma, pseudo_held_out, stacked_scores
 from zsar.evaluate.stream_protocol import HeldOut, split_streams, summarise_runs
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.anticipation_heads import AnticipationHead, make_anticipation_head
@@ -89,11 +89,6 @@ def sampled_parts(streams: Sequence[Stream], held_out: HeldOut, background: Sequ
 
 def selection_score(metrics: dict) -> float:
     return (metrics["top1"] + metrics["recall5"]) / 2
-
-
-def stacked(scores: np.ndarray, classes: np.ndarray, trained: np.ndarray, gamma: float) -> np.ndarray:
-    """Scores with gamma subtracted from the classes the head was trained on (calibrated stacking)."""
-    return scores - gamma * np.isin(classes, trained)
 
 
 def calibration(parts: dict[str, Part], prototypes: ClassPrototypes, classes: np.ndarray, background, name: str,
@@ -154,10 +149,11 @@ def run_anticipation_split(streams: Sequence[Stream], prototypes: ClassPrototype
     gamma = calibrated["gamma"] if calibrated else 0.0
     test, truth = parts["test"], parts["test"].truth()
     last_scores = head.scores(test.streams, test.samples, classes, prototypes)
-    last = score_anticipation(stacked(last_scores, classes, head.classes, gamma), classes, truth, held_out.classes)
+    last = score_anticipation(stacked_scores(last_scores, classes, head.classes, gamma), classes, truth,
+                              held_out.classes)
     head.load_state(snapshots[chosen])
     plain_scores = head.scores(test.streams, test.samples, classes, prototypes)  # scored once, shifted below
-    scores = stacked(plain_scores, classes, head.classes, gamma)
+    scores = stacked_scores(plain_scores, classes, head.classes, gamma)
     return {
         "head": label or head_name, "head_name": head_name, "params": head.config.__dict__, "split": held_out.name,
         "held_out": list(held_out.classes), "seed": seed, "epoch_rule": rule,

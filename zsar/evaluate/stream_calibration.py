@@ -23,11 +23,15 @@ from zsar.heads.stream_heads import StreamHead
 TIE = 1e-9  # margins closer than this flip together (float noise is not a threshold)
 
 
+def stacked_scores(scores: np.ndarray, classes: np.ndarray, trained: np.ndarray, gamma: float) -> np.ndarray:
+    """Scores [N, len(classes)] with gamma subtracted from the `trained` classes (calibrated stacking)."""
+    return scores - gamma * np.isin(classes, trained)[None, :]
+
+
 def shifted_scores(head: StreamHead, stream: Stream, classes: np.ndarray, prototypes: ClassPrototypes,
                    gamma: float) -> np.ndarray:
     """[T, len(classes)] scores with gamma subtracted from the classes the head was trained on."""
-    scores = head.scores(stream.features, classes, prototypes)
-    return scores - gamma * np.isin(classes, head.classes)[None, :]
+    return stacked_scores(head.scores(stream.features, classes, prototypes), classes, head.classes, gamma)
 
 
 def harmonic_accuracy(predicted: np.ndarray, truth: np.ndarray, unseen: Sequence[int]) -> tuple[float, float, float]:

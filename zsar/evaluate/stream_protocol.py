@@ -27,7 +27,7 @@ from zsar.datasets.streams import Stream
 from zsar.errors import ZsarError
 from zsar.evaluate.epoch_choice import EPOCH_RULES, selection_scores
 from zsar.evaluate.segmentation_metrics import per_class_f1, score_streams
-from zsar.evaluate.stream_calibration import choose_gamma, pseudo_held_out, shifted_scores
+from zsar.evaluate.stream_calibration import choose_gamma, pseudo_held_out, shifted_scores, stacked_scores
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.stream_heads import StreamHead, make_stream_head
 from zsar.progress import epoch as report_epoch
@@ -132,10 +132,13 @@ def run_stream_split(streams: Sequence[Stream], prototypes: ClassPrototypes, bac
     gamma = calibrated["gamma"] if calibrated else 0.0
     last, _ = _scored(head, parts["test"], classes, prototypes, background, held_out.classes, gamma)
     head.load_state(snapshots[chosen])
-    plain, preds = _scored(head, parts["test"], classes, prototypes, background, held_out.classes)
-    scores, preds = (_scored(head, parts["test"], classes, prototypes, background, held_out.classes, gamma)
-                     if calibrated else (plain, preds))
+    raw = [head.scores(s.features, classes, prototypes) for s in parts["test"]]  # scored once for both below
     gts = [s.labels for s in parts["test"]]
+    preds = [classes[r.argmax(axis=1)] for r in raw]
+    plain = score_streams(preds, gts, background, held_out.classes)
+    if calibrated:
+        preds = [classes[stacked_scores(r, classes, head.classes, gamma).argmax(axis=1)] for r in raw]
+    scores = score_streams(preds, gts, background, held_out.classes) if calibrated else plain
     return {
         "head": head_name, "params": head.config.__dict__, "split": held_out.name,
         "held_out": list(held_out.classes), "seed": seed, "epoch_rule": rule,

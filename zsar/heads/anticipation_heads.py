@@ -34,7 +34,7 @@ from zsar.errors import ZsarError
 from zsar.features.prototypes import ClassPrototypes
 from zsar.heads.anticipation_models import PrototypeAnticipator, anticipation_loss, unit
 from zsar.heads.base import build_config
-from zsar.heads.stream_heads import feature_statistics, read_head_file, standardised
+from zsar.heads.stream_heads import feature_statistics, read_head_file, restricted_scores, standardised
 from zsar.heads.torch_device import torch_threads, training_device
 
 
@@ -91,13 +91,8 @@ def target_positions(samples: Sequence[AnticipationSample], classes: np.ndarray)
 
 
 def restricted(scores: torch.Tensor, trained: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """[N, len(classes)] from scores over the trained classes; classes not trained score -inf."""
-    out = np.full((scores.shape[0], len(classes)), -np.inf, dtype=np.float32)
-    position = {int(c): i for i, c in enumerate(trained)}
-    for j, c in enumerate(classes):
-        if int(c) in position:
-            out[:, j] = scores[:, position[int(c)]].cpu().numpy()
-    return out
+    """`restricted_scores` as a float32 array."""
+    return restricted_scores(scores, trained, classes).float().cpu().numpy()
 
 
 class AnticipationHead:

@@ -96,6 +96,16 @@ def padded_batch(streams: Sequence[Stream], positions: dict[int, int],
     return torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(labels)
 
 
+def restricted_scores(scores: torch.Tensor, trained: np.ndarray, classes: Sequence[int]) -> torch.Tensor:
+    """[N, len(classes)] from `scores` [N, len(trained)] over the trained classes; the others score -inf."""
+    out = torch.full((scores.shape[0], len(classes)), -torch.inf, device=scores.device, dtype=scores.dtype)
+    position = {int(c): i for i, c in enumerate(trained)}
+    for j, c in enumerate(classes):
+        if int(c) in position:
+            out[:, j] = scores[:, position[int(c)]]
+    return out
+
+
 def read_head_file(path: str | Path, cls: type, base: type, registry: dict, kind: str) -> tuple[dict, type]:
     """A saved head file's payload and the registered class it names; an unreadable file, or one of another head
     than `cls` (any head of `registry` when `cls` is `base`), is one clear error naming the file."""
@@ -257,12 +267,7 @@ class MSTCNHead(StreamHead):
 
     def _class_scores(self, x, mask, classes, prototypes) -> torch.Tensor:
         log_p = torch.log_softmax(self.model(x, mask)[-1][0].T, dim=1)  # [T, C_trained]
-        out = torch.full((log_p.shape[0], len(classes)), -torch.inf, device=log_p.device)
-        position = {int(c): i for i, c in enumerate(self.classes)}
-        for j, c in enumerate(classes):
-            if int(c) in position:
-                out[:, j] = log_p[:, position[int(c)]]
-        return out
+        return restricted_scores(log_p, self.classes, classes)
 
 
 class TextSegmentationHead(StreamHead):
